@@ -1,0 +1,201 @@
+"""The one typed settings object: embedded defaults <- ``hall.toml`` in the data dir <- environment.
+
+Environment overrides use ``HALL_<SECTION>__<KEY>=value`` (values parsed as TOML scalars or
+arrays, falling back to plain strings), e.g. ``HALL_OCR__THREADS=2`` or
+``HALL_INTAKE__SETTLE_SECONDS=0.5``. ``HALL_DATA_DIR`` chooses the data directory itself.
+The object is built once (``Settings.load``) and passed down; nothing reads it globally.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from appliance.errors import ConfigError
+
+CONFIG_FILE = "hall.toml"
+ENV_PREFIX = "HALL_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DropFolder(_Section):
+    """One scanner drop folder (one per counter)."""
+
+    counter: str = Field(description="Counter / scanner name shown to staff, e.g. '1号窗口'.")
+    path: Path = Field(description="Folder the scanner writes into. Relative paths are under the data dir.")
+    polling: bool = Field(
+        default=False,
+        description="Poll instead of inotify (for network mounts, where inotify sees nothing).",
+    )
+
+
+class IntakeSettings(_Section):
+    settle_seconds: float = Field(
+        default=2.0, ge=0.0, description="A file is taken once its size and mtime are unchanged this long."
+    )
+    rescan_seconds: float = Field(
+        default=30.0, gt=0.0, description="Periodic full rescan of every drop folder (events are only hints)."
+    )
+    poll_seconds: float = Field(default=1.0, gt=0.0, description="Polling-observer interval.")
+    ignore_globs: tuple[str, ...] = Field(
+        default=("*.tmp", "*.part", "*.partial", "*.crdownload", "~$*", ".*", "Thumbs.db", "desktop.ini"),
+        description="Names ignored until renamed (scanner temporary files).",
+    )
+
+
+class DecodeLimits(_Section):
+    max_file_bytes: int = Field(default=256 * 1024 * 1024, gt=0, description="Largest file accepted.")
+    max_pixels: int = Field(default=120_000_000, gt=0, description="Largest page, in pixels, before decoding.")
+    max_pages: int = Field(default=300, gt=0, description="Most pages in one TIFF or PDF.")
+    pdf_dpi: int = Field(default=300, ge=72, le=600, description="Render resolution for PDF pages.")
+    memory_mb: int = Field(default=3072, ge=256, description="Address-space limit of the decoder process.")
+    cpu_seconds: int = Field(default=120, ge=1, description="CPU-time limit of the decoder process.")
+    timeout_seconds: float = Field(default=180.0, gt=0, description="Wall-clock limit of the decoder process.")
+
+
+class CleanSettings(_Section):
+    thumbnail_max_side: int = Field(default=320, ge=32, le=2048)
+    max_skew_deg: float = Field(default=15.0, gt=0, le=45, description="Skew search range (+/-).")
+    threads: int = Field(default=1, ge=1, description="Threads inside one clean-up call (rayon).")
+    cleaned_jpeg_quality: int = Field(default=90, ge=50, le=100)
+
+
+class OcrSettings(_Section):
+    engine: Literal["rapidocr", "rapidocr-onnxruntime", "none"] = Field(
+        default="rapidocr", description="'rapidocr' (3.x), 'rapidocr-onnxruntime' (1.4, PP-OCRv4), or 'none'."
+    )
+    det_model: Literal["PP-OCRv4", "PP-OCRv6"] = Field(default="PP-OCRv4")
+    rec_model: Literal["PP-OCRv4", "PP-OCRv6"] = Field(default="PP-OCRv6")
+    use_cls: bool = Field(default=True, description="Text-direction classifier (saves upside-down lines).")
+    max_side: int = Field(default=1600, ge=320, le=4096, description="Longest side fed to the detector.")
+    threads: int = Field(default=1, ge=1, le=16, description="onnxruntime intra-op threads per worker.")
+    min_score: float = Field(default=0.5, ge=0.0, le=1.0, description="Drop text lines scored below this.")
+
+
+class PipelineSettings(_Section):
+    workers: int = Field(default=2, ge=1, le=16, description="Worker processes (each loads OCR once).")
+    max_attempts: int = Field(default=3, ge=1, description="Tries before a file that keeps failing is quarantined.")
+    poll_seconds: float = Field(default=0.2, gt=0, description="How often an idle worker checks the queue.")
+
+
+class StoreSettings(_Section):
+    synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL", description="SQLite synchronous mode; FULL makes every commit durable on return."
+    )
+    busy_timeout_ms: int = Field(default=5000, ge=100)
+    wal_autocheckpoint: int = Field(
+        default=1000, ge=0, description="0 when Litestream replicates (it checkpoints); pages otherwise."
+    )
+
+
+class Settings(_Section):
+    data_dir: Path
+    hall_id: str = Field(default="hall-dev", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    hall_name: str = Field(default="开发用政务服务大厅")
+    drop_folders: tuple[DropFolder, ...] = Field(
+        default=(DropFolder(counter="1号窗口", path=Path("inbox")),)
+    )
+    intake: IntakeSettings = IntakeSettings()
+    decode: DecodeLimits = DecodeLimits()
+    clean: CleanSettings = CleanSettings()
+    ocr: OcrSettings = OcrSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    store: StoreSettings = StoreSettings()
+
+    @field_validator("drop_folders")
+    @classmethod
+    def _unique_counters(cls, v: tuple[DropFolder, ...]) -> tuple[DropFolder, ...]:
+        names = [d.counter for d in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"counter names must be unique, got {names}")
+        if not v:
+            raise ValueError("at least one drop folder is required")
+        return v
+
+    # --- layout of the data directory --------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / CONFIG_FILE
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.db"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.data_dir / "scratch"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def drop_path(self, folder: DropFolder) -> Path:
+        p = folder.path
+        return p if p.is_absolute() else self.data_dir / p
+
+    # --- loading ------------------------------------------------------------------------
+    @classmethod
+    def load(cls, data_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults, then ``DATA_DIR/hall.toml`` if present, then ``HALL_*`` environment overrides."""
+        env = os.environ if environ is None else environ
+        data_dir = data_dir.expanduser().resolve()
+        raw: dict[str, Any] = {}
+        cfg = data_dir / CONFIG_FILE
+        if cfg.exists():
+            try:
+                raw = tomllib.loads(cfg.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+                raise ConfigError(f"cannot read settings file {cfg}: {e}") from e
+        _apply_env(raw, env)
+        raw["data_dir"] = data_dir
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as e:
+            raise ConfigError(f"invalid settings (file {cfg}, or HALL_* environment):\n{e}") from e
+
+    def to_toml(self) -> str:
+        """The settings as a commented TOML file (what ``hall init`` writes)."""
+        from appliance.settings_toml import dump_settings
+
+        return dump_settings(self)
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == "HALL_DATA_DIR" or "__" not in name:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        node = raw
+        for key in path[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment variable {name} overrides a value that is not a section")
+            node = child
+        node[path[-1]] = _parse_env_value(value)
+
+
+def _parse_env_value(value: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
