@@ -53,12 +53,16 @@ class IntakeSettings(_Section):
 
 class DecodeLimits(_Section):
     max_file_bytes: int = Field(default=256 * 1024 * 1024, gt=0, description="Largest file accepted.")
-    max_pixels: int = Field(default=120_000_000, gt=0, description="Largest page, in pixels, before decoding.")
+    max_pixels: int = Field(
+        default=120_000_000, gt=0, description="Largest page, in pixels, before decoding."
+    )
     max_pages: int = Field(default=300, gt=0, description="Most pages in one TIFF or PDF.")
     pdf_dpi: int = Field(default=300, ge=72, le=600, description="Render resolution for PDF pages.")
     memory_mb: int = Field(default=3072, ge=256, description="Address-space limit of the decoder process.")
     cpu_seconds: int = Field(default=120, ge=1, description="CPU-time limit of the decoder process.")
-    timeout_seconds: float = Field(default=180.0, gt=0, description="Wall-clock limit of the decoder process.")
+    timeout_seconds: float = Field(
+        default=180.0, gt=0, description="Wall-clock limit of the decoder process."
+    )
 
 
 class CleanSettings(_Section):
@@ -82,7 +86,9 @@ class OcrSettings(_Section):
 
 class PipelineSettings(_Section):
     workers: int = Field(default=2, ge=1, le=16, description="Worker processes (each loads OCR once).")
-    max_attempts: int = Field(default=3, ge=1, description="Tries before a file that keeps failing is quarantined.")
+    max_attempts: int = Field(
+        default=3, ge=1, description="Tries before a file that keeps failing is quarantined."
+    )
     poll_seconds: float = Field(default=0.2, gt=0, description="How often an idle worker checks the queue.")
 
 
@@ -100,9 +106,7 @@ class Settings(_Section):
     data_dir: Path
     hall_id: str = Field(default="hall-dev", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     hall_name: str = Field(default="开发用政务服务大厅")
-    drop_folders: tuple[DropFolder, ...] = Field(
-        default=(DropFolder(counter="1号窗口", path=Path("inbox")),)
-    )
+    drop_folders: tuple[DropFolder, ...] = Field(default=(DropFolder(counter="1号窗口", path=Path("inbox")),))
     intake: IntakeSettings = IntakeSettings()
     decode: DecodeLimits = DecodeLimits()
     clean: CleanSettings = CleanSettings()
