@@ -1,0 +1,219 @@
+"""The ``hall`` command. One click group; groups of other packages (sync, provisioning) join it
+as they are built."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from appliance.errors import HallError
+from appliance.settings import Settings
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str))
+
+
+class HallGroup(click.Group):
+    """Turns the appliance's own errors into one clear line and exit status 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HallError as e:
+            click.echo(f"error [{e.code}]: {e}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=HallGroup)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="HALL_DATA_DIR",
+    default=Path("hall-data"),
+    show_default=True,
+    help="The appliance's data directory (env HALL_DATA_DIR).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="More log output.")
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path, verbose: bool) -> None:
+    """hall-appliance: scan → clean → OCR → archive record, in the service hall."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = data_dir
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return Settings.load(ctx.obj)
+
+
+@main.command()
+@click.option("--hall-id", default=None, help="Hall identifier (letters, digits, . _ -).")
+@click.option("--hall-name", default=None, help="Hall name shown in the UI.")
+@click.option("--force", is_flag=True, help="Rewrite hall.toml even if it exists.")
+@click.pass_context
+def init(ctx: click.Context, hall_id: str | None, hall_name: str | None, force: bool) -> None:
+    """Create a data dir on embedded defaults: settings, catalog, spool, blob store, quarantine,
+    and one drop folder `inbox/`. Safe to run again."""
+    from appliance.context import initialise
+    from appliance.fsutil import atomic_write
+
+    data_dir: Path = ctx.obj
+    settings = Settings.load(data_dir)
+    updates = {k: v for k, v in (("hall_id", hall_id), ("hall_name", hall_name)) if v is not None}
+    if updates:
+        settings = Settings.model_validate({**settings.model_dump(), **updates})
+    initialise(settings)
+    if force or not settings.config_path.exists():
+        atomic_write(settings.config_path, settings.to_toml().encode("utf-8"), mode=0o640)
+    click.echo(f"data dir ready: {settings.data_dir}")
+    for f in settings.drop_folders:
+        click.echo(f"  drop folder for {f.counter}: {settings.drop_path(f)}")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--counter", default="cli", show_default=True, help="Counter name recorded with the files.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per input, one per line.")
+@click.pass_context
+def ingest(ctx: click.Context, files: tuple[Path, ...], counter: str, as_json: bool) -> None:
+    """Process FILES synchronously (they are copied, not moved)."""
+    from tqdm import tqdm
+
+    from appliance.context import open_context
+    from appliance.ocr import load_engine
+    from appliance.pipeline import Outcome, Pipeline, job_outcome
+
+    settings = _settings(ctx)
+    app = open_context(settings)
+    pipeline = Pipeline(settings, app.queue, app.store, app.spool, load_engine(settings.ocr))
+    bar = tqdm(files, unit="file", disable=not sys.stderr.isatty(), file=sys.stderr)
+    for path in bar:
+        taken = app.spool.take(path, counter=counter, root=None, move=False)
+        outcome: Outcome
+        if taken.state == "received":
+            job = app.queue.claim_id(taken.job_id, "cli")
+            assert job is not None
+            outcome = pipeline.process(job)
+            while outcome.status == "retry":
+                job = app.queue.claim_id(taken.job_id, "cli")
+                assert job is not None
+                outcome = pipeline.process(job)
+        else:
+            outcome = job_outcome(app.queue, taken.job_id)
+        result = {
+            "file": str(path),
+            "status": outcome.status,
+            "record_id": outcome.record_id,
+            "pages": outcome.pages,
+            "reason": outcome.reason,
+            "reason_code": outcome.reason_code,
+            "job_id": outcome.job_id,
+        }
+        if as_json:
+            _echo_json(result)
+        else:
+            click.echo(f"{path}: {outcome.status} {outcome.record_id or ''} {outcome.reason or ''}".rstrip())
+    app.close()
+
+
+@main.command()
+@click.option(
+    "--demo",
+    "demo_count",
+    type=int,
+    default=0,
+    help="Drop this many generated sample scans into the first inbox.",
+)
+@click.option(
+    "--demo-interval", type=float, default=2.0, show_default=True, help="Seconds between sample scans."
+)
+@click.pass_context
+def serve(ctx: click.Context, demo_count: int, demo_interval: float) -> None:
+    """Run the appliance: watch the drop folders and process every scan."""
+    from appliance.service import Service
+
+    settings = _settings(ctx)
+    service = Service(settings)
+    if demo_count:
+        from appliance.demo import feed
+
+        def _feed() -> None:
+            time.sleep(1.0)
+            feed(settings, demo_count, interval=demo_interval, seed=int(time.time()))
+
+        threading.Thread(target=_feed, name="demo-feed", daemon=True).start()
+    service.run_forever()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Queue counts and the latest quarantine reasons."""
+    from appliance.context import open_context
+    from appliance.status import status as get_status
+
+    app = open_context(_settings(ctx))
+    st = get_status(app)
+    app.close()
+    if as_json:
+        _echo_json(st)
+        return
+    click.echo(
+        f"hall {st['hall_id']}: {st['stored']} stored ({st['pages']} pages), {st['pending']} pending, "
+        f"{st['duplicate']} duplicate, {st['quarantined']} quarantined"
+    )
+    for q in st["quarantine"]:
+        click.echo(f"  quarantined {q['original_name']} [{q['reason_code']}]: {q['reason']}")
+
+
+@main.command()
+@click.argument("record_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def show(ctx: click.Context, record_id: str, as_json: bool) -> None:
+    """A record's metadata, pages and OCR lines."""
+    from appliance.context import open_context
+
+    app = open_context(_settings(ctx))
+    rec = app.store.get(record_id)
+    app.close()
+    if as_json:
+        _echo_json(rec)
+        return
+    click.echo(f"record {rec['id']}: {rec['original_name']} ({rec['format']}, {rec['page_count']} pages)")
+    for page in rec["pages"]:
+        click.echo(f"--- page {page['index'] + 1} (deskew {page['clean_report'].get('deskew_deg')}°)")
+        for line in page["lines"]:
+            click.echo(f"  {line['text']}")
+
+
+@main.command()
+@click.option("--count", default=10, show_default=True, help="Documents to generate.")
+@click.option("--interval", default=0.0, show_default=True, help="Seconds between documents.")
+@click.option("--seed", default=None, type=int, help="Random seed (default: time-based).")
+@click.pass_context
+def demo(ctx: click.Context, count: int, interval: float, seed: int | None) -> None:
+    """Generate realistic sample scans into the first drop folder."""
+    from appliance.demo import feed
+
+    settings = _settings(ctx)
+    n = feed(
+        settings, count, interval=interval, seed=int(time.time()) if seed is None else seed, progress=True
+    )
+    click.echo(f"dropped {n} sample documents into {settings.drop_path(settings.drop_folders[0])}")
+
+
+if __name__ == "__main__":
+    main()

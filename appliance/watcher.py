@@ -1,0 +1,211 @@
+"""Drop-folder watching. File-system events are hints only: a start-up rescan, a periodic rescan
+and the stability tracker decide what is taken. A file is handed to the spool once its size,
+mtime, inode and type have not changed for ``settle_seconds``; scanner temporary names are
+ignored until renamed."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import queue
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from appliance.settings import DropFolder, IntakeSettings
+
+log = logging.getLogger(__name__)
+
+Signature = tuple[int, int, int, int]  # size, mtime_ns, inode, mode
+
+
+@dataclass(frozen=True)
+class Candidate:
+    path: Path
+    folder: DropFolder
+    root: Path
+
+
+class StabilityTracker:
+    """Remembers each entry's signature and since when it has been unchanged."""
+
+    def __init__(self, settle_seconds: float) -> None:
+        self.settle = settle_seconds
+        self._seen: dict[Path, tuple[Signature, float, Candidate]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def signature(path: Path) -> Signature | None:
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
+
+    def observe(self, cand: Candidate, now: float) -> None:
+        sig = self.signature(cand.path)
+        with self._lock:
+            if sig is None:
+                self._seen.pop(cand.path, None)
+                return
+            old = self._seen.get(cand.path)
+            if old is None or old[0] != sig:
+                self._seen[cand.path] = (sig, now, cand)
+
+    def ready(self, now: float) -> list[Candidate]:
+        """Entries unchanged for the settle time (re-checked now, so a write since the last event
+        resets the clock)."""
+        with self._lock:
+            items = list(self._seen.items())
+        out = []
+        for path, (sig, since, cand) in items:
+            cur = self.signature(path)
+            if cur is None:
+                self.forget(path)
+            elif cur != sig:
+                self.observe(cand, now)
+            elif now - since >= self.settle:
+                out.append(cand)
+        return out
+
+    def forget(self, path: Path) -> None:
+        with self._lock:
+            self._seen.pop(path, None)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+def ignored(name: str, globs: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, g) for g in globs)
+
+
+def scan_folder(root: Path, globs: tuple[str, ...]) -> Iterator[Path]:
+    """Every entry below ``root`` that may be a scan (not following symlinked folders)."""
+    try:
+        entries = list(os.scandir(root))
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        log.warning("cannot list drop folder %s: %s", root, e)
+        return
+    for entry in entries:
+        if ignored(entry.name, globs):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from scan_folder(Path(entry.path), globs)
+        else:
+            yield Path(entry.path)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, hints: queue.SimpleQueue[Path]) -> None:
+        self.hints = hints
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for p in (event.src_path, getattr(event, "dest_path", "")):
+            if p:
+                self.hints.put(Path(os.fsdecode(p)))
+
+
+class DropWatcher:
+    """Watches the drop folders and calls ``take(candidate)`` for each settled entry."""
+
+    def __init__(
+        self,
+        folders: list[tuple[DropFolder, Path]],
+        settings: IntakeSettings,
+        take: Callable[[Candidate], None],
+    ) -> None:
+        self.folders = folders
+        self.settings = settings
+        self.take = take
+        self.tracker = StabilityTracker(settings.settle_seconds)
+        self.hints: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self._observers: list[BaseObserver] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _candidate(self, path: Path) -> Candidate | None:
+        for folder, root in self.folders:
+            if path == root or root not in path.parents:
+                continue
+            rel = path.relative_to(root)
+            if any(ignored(part, self.settings.ignore_globs) for part in rel.parts):
+                return None
+            try:
+                if stat.S_ISDIR(os.lstat(path).st_mode):
+                    for sub in scan_folder(path, self.settings.ignore_globs):
+                        self.tracker.observe(Candidate(sub, folder, root), time.monotonic())
+                    return None
+            except FileNotFoundError:
+                return None
+            return Candidate(path, folder, root)
+        return None
+
+    def rescan(self) -> None:
+        now = time.monotonic()
+        for folder, root in self.folders:
+            for path in scan_folder(root, self.settings.ignore_globs):
+                self.tracker.observe(Candidate(path, folder, root), now)
+
+    def start(self) -> None:
+        for folder, root in self.folders:
+            root.mkdir(parents=True, exist_ok=True)
+            obs: BaseObserver = (
+                PollingObserver(timeout=self.settings.poll_seconds) if folder.polling else Observer()
+            )
+            obs.schedule(_Handler(self.hints), str(root), recursive=True)
+            obs.daemon = True
+            obs.start()
+            self._observers.append(obs)
+        self.rescan()  # start-up rescan: files that landed while the service was down
+        self._thread = threading.Thread(target=self._loop, name="drop-watcher", daemon=True)
+        self._thread.start()
+
+    def poll_once(self) -> int:
+        """Drain hints, rescan when due, take settled entries. Returns how many were taken."""
+        now = time.monotonic()
+        while True:
+            try:
+                path = self.hints.get_nowait()
+            except queue.Empty:
+                break
+            cand = self._candidate(path)
+            if cand is not None:
+                self.tracker.observe(cand, now)
+        taken = 0
+        for cand in self.tracker.ready(now):
+            try:
+                self.take(cand)
+                taken += 1
+            except Exception:
+                log.exception("taking %s failed; it stays in the drop folder and is retried", cand.path.name)
+            finally:
+                self.tracker.forget(cand.path)
+        return taken
+
+    def _loop(self) -> None:
+        last_rescan = time.monotonic()
+        tick = min(0.25, max(self.settings.settle_seconds / 4, 0.05))
+        while not self._stop.wait(tick):
+            if time.monotonic() - last_rescan >= self.settings.rescan_seconds:
+                self.rescan()
+                last_rescan = time.monotonic()
+            self.poll_once()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for obs in self._observers:
+            obs.stop()
+        for obs in self._observers:
+            obs.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)

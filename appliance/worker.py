@@ -1,0 +1,37 @@
+"""A worker process: loads the OCR engine once, then claims and processes jobs until told to
+stop. Workers are started with the 'spawn' method (no inherited threads or locks)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing.synchronize
+import os
+import signal
+
+from appliance.context import open_context
+from appliance.ocr import load_engine
+from appliance.pipeline import Pipeline
+from appliance.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings, worker_id: str, stop: multiprocessing.synchronize.Event) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when workers stop
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s {worker_id} %(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("OMP_NUM_THREADS", str(settings.ocr.threads))
+    ctx = open_context(settings)
+    engine = load_engine(settings.ocr)
+    pipeline = Pipeline(settings, ctx.queue, ctx.store, ctx.spool, engine)
+    try:
+        while not stop.is_set():
+            job = ctx.queue.claim(worker_id)
+            if job is None:
+                stop.wait(settings.pipeline.poll_seconds)
+                continue
+            outcome = pipeline.process(job)
+            log.info("job %s (%s) -> %s %s", job.id, job.original_name, outcome.status, outcome.reason or "")
+    finally:
+        ctx.close()
