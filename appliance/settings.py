@@ -66,18 +66,27 @@ class DecodeLimits(_Section):
 
 
 class CleanSettings(_Section):
-    thumbnail_max_side: int = Field(default=320, ge=32, le=2048)
+    thumbnail_max_side: int = Field(
+        default=320, ge=32, le=2048, description="Longest side of page thumbnails (pixels)."
+    )
     max_skew_deg: float = Field(default=15.0, gt=0, le=45, description="Skew search range (+/-).")
     threads: int = Field(default=1, ge=1, description="Threads inside one clean-up call (rayon).")
-    cleaned_jpeg_quality: int = Field(default=90, ge=50, le=100)
+    cleaned_jpeg_quality: int = Field(
+        default=90, ge=50, le=100, description="JPEG quality of the cleaned page copy."
+    )
 
 
 class OcrSettings(_Section):
     engine: Literal["rapidocr", "rapidocr-onnxruntime", "none"] = Field(
         default="rapidocr", description="'rapidocr' (3.x), 'rapidocr-onnxruntime' (1.4, PP-OCRv4), or 'none'."
     )
-    det_model: Literal["PP-OCRv4", "PP-OCRv6"] = Field(default="PP-OCRv4")
-    rec_model: Literal["PP-OCRv4", "PP-OCRv6"] = Field(default="PP-OCRv6")
+    det_model: Literal["PP-OCRv4", "PP-OCRv6"] = Field(
+        default="PP-OCRv4",
+        description="Text detector model (v4 from rapidocr-onnxruntime, v6 from rapidocr).",
+    )
+    rec_model: Literal["PP-OCRv4", "PP-OCRv6"] = Field(
+        default="PP-OCRv6", description="Text recogniser model (v6 is the more accurate one)."
+    )
     use_cls: bool = Field(default=True, description="Text-direction classifier (saves upside-down lines).")
     max_side: int = Field(default=1600, ge=320, le=4096, description="Longest side fed to the detector.")
     threads: int = Field(default=1, ge=1, le=16, description="onnxruntime intra-op threads per worker.")
@@ -96,7 +105,9 @@ class StoreSettings(_Section):
     synchronous: Literal["FULL", "NORMAL"] = Field(
         default="FULL", description="SQLite synchronous mode; FULL makes every commit durable on return."
     )
-    busy_timeout_ms: int = Field(default=5000, ge=100)
+    busy_timeout_ms: int = Field(
+        default=5000, ge=100, description="How long a writer waits for the lock (ms)."
+    )
     wal_autocheckpoint: int = Field(
         default=1000, ge=0, description="0 when Litestream replicates (it checkpoints); pages otherwise."
     )

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything the appliance and its tests need on a fresh Debian machine:
+# Debian packages (CJK fonts for the sample generator, unpaper for the benchmarks), uv, the
+# Python environment in .venv/ (locked), and the native extension (built by maturin via uv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(fonts-wqy-zenhei fonts-arphic-uming)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "bootstrap: the Rust toolchain (cargo) is missing; install it with rustup first" >&2
+  exit 1
+fi
+
+if ! command -v uv >/dev/null 2>&1; then
+  echo "bootstrap: installing uv"
+  python3 -m pip install --quiet "uv>=0.5"
+fi
+export PATH="$HOME/.local/bin:$PATH"
+
+# --locked: the environment is exactly uv.lock. The native extension is rebuilt whenever a Rust
+# source changes (tool.uv.cache-keys in pyproject.toml).
+uv sync --locked --python python3.11
+.venv/bin/python - <<'PY'
+import importlib.metadata as m, sys
+try:
+    m.version("opencv-python")
+except m.PackageNotFoundError:
+    sys.exit(0)
+sys.exit("bootstrap: opencv-python (the GUI build) is installed; only opencv-python-headless may provide cv2")
+PY
