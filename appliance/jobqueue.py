@@ -33,6 +33,7 @@ class Job:
     attempts: int
     landed_at: float
     received_at: float
+    worker: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -48,6 +49,7 @@ class Job:
             attempts=row["attempts"],
             landed_at=row["landed_at"],
             received_at=row["received_at"],
+            worker=row["worker"],
         )
 
 
@@ -62,6 +64,17 @@ class NewJob:
     size: int | None
     spool_path: Path | None
     landed_at: float
+
+
+class LostClaim(Exception):
+    """The job is no longer claimed by this worker (the service restarted and requeued it)."""
+
+
+def assert_owned(conn: sqlite3.Connection, job: Job) -> None:
+    """Inside a transaction: refuse to finish a job another worker now owns."""
+    row = conn.execute("SELECT state, worker FROM jobs WHERE id=?", (job.id,)).fetchone()
+    if row is None or row["state"] != "processing" or row["worker"] != job.worker:
+        raise LostClaim(f"job {job.id} is no longer claimed by worker {job.worker}")
 
 
 def add_event(

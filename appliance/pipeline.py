@@ -15,7 +15,7 @@ import numpy as np
 from appliance import imaging
 from appliance.decoding import DecodedPage, decode_sandboxed, sniff_format
 from appliance.errors import DecodeError, HallError
-from appliance.jobqueue import Job, JobQueue
+from appliance.jobqueue import Job, JobQueue, LostClaim
 from appliance.ocr import OcrEngine
 from appliance.reading_order import rotate_lines_180, sort_lines
 from appliance.records import DuplicateRecord, NewPage, RecordStore
@@ -58,6 +58,9 @@ class Pipeline:
         """Run one claimed job to a final state (or back to the queue on an unexpected error)."""
         try:
             outcome = self._run(job)
+        except LostClaim:
+            log.warning("job %s was requeued while this worker held it; dropping this attempt", job.id)
+            return Outcome(job.id, "retry", reason="lost claim")
         except Exception as e:  # unexpected: retry, then give up into quarantine
             log.exception("job %s failed", job.id)
             reason = f"processing failed: {type(e).__name__}: {e}"
@@ -71,7 +74,7 @@ class Pipeline:
         return outcome
 
     def _quarantine(self, job: Job, code: str, reason: str) -> Outcome:
-        self.store.mark_quarantined(job.id, code, reason, keep=self.store.quarantine_path(job))
+        self.store.mark_quarantined(job.id, code, reason, keep=self.store.quarantine_path(job), owner=job)
         self.spool.finish(job.id, "quarantined")
         return Outcome(job.id, "quarantined", reason=reason, reason_code=code)
 

@@ -21,7 +21,7 @@ from typing import Any
 from appliance.blobstore import BlobStore
 from appliance.catalog import transaction
 from appliance.errors import RecordNotFound
-from appliance.jobqueue import Job, add_event
+from appliance.jobqueue import Job, add_event, assert_owned
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ class RecordWriter:
         job = self.job
         assert job.sha256 is not None
         with transaction(conn):
+            assert_owned(conn, job)
             existing = conn.execute("SELECT id FROM records WHERE sha256=?", (job.sha256,)).fetchone()
             if existing is not None:
                 raise DuplicateRecord(existing["id"])
@@ -183,6 +184,7 @@ class RecordStore:
 
     def mark_duplicate(self, job: Job, of_record: str) -> None:
         with transaction(self.conn):
+            assert_owned(self.conn, job)
             self.conn.execute(
                 "UPDATE jobs SET state='duplicate', duplicate_of=?, finished_at=?, last_error=NULL"
                 " WHERE id=?",
@@ -193,11 +195,15 @@ class RecordStore:
     def quarantine_path(self, job: Job) -> Path:
         return self.quarantine_dir / job.id
 
-    def mark_quarantined(self, job_id: str, code: str, reason: str, *, keep: Path | None) -> None:
+    def mark_quarantined(
+        self, job_id: str, code: str, reason: str, *, keep: Path | None, owner: Job | None = None
+    ) -> None:
         """Record the quarantine decision. ``keep`` is where the bytes will be kept (the caller
         moves them there after this commit; :func:`appliance.spool.finalize` completes the move
         after a crash)."""
         with transaction(self.conn):
+            if owner is not None:
+                assert_owned(self.conn, owner)
             self.conn.execute(
                 "UPDATE jobs SET state='quarantined', reason_code=?, last_error=?, finished_at=? WHERE id=?",
                 (code, reason, time.time(), job_id),

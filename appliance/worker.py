@@ -3,6 +3,8 @@ stop. Workers are started with the 'spawn' method (no inherited threads or locks
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing.synchronize
 import os
@@ -16,7 +18,21 @@ from appliance.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, so that a killed service never
+    leaves orphan workers holding jobs."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except OSError:
+        log.warning("prctl(PR_SET_PDEATHSIG) unavailable: orphan workers are possible after a crash")
+
+
 def run_worker(settings: Settings, worker_id: str, stop: multiprocessing.synchronize.Event) -> None:
+    die_with_parent()
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when workers stop
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {worker_id} %(levelname)s %(name)s: %(message)s"
