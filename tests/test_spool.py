@@ -36,7 +36,9 @@ def test_copy_mode_leaves_the_source(ctx: Context, tmp_path: Path) -> None:
     assert taken.state == "received" and src.read_bytes() == b"data"
 
 
-def test_symlink_fifo_and_hardlink_are_quarantined_without_being_followed(ctx: Context, tmp_path: Path) -> None:
+def test_symlink_fifo_and_hardlink_are_quarantined_without_being_followed(
+    ctx: Context, tmp_path: Path
+) -> None:
     inbox = _inbox(ctx)
     secret = tmp_path / "secret.txt"
     secret.write_text("not for the box")
