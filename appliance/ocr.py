@@ -43,8 +43,26 @@ class NullEngine:
         return OcrResult([], 0.0, 0.0)
 
 
-def _box(points: Any) -> tuple[tuple[float, float], ...]:
-    return tuple((round(float(x), 1), round(float(y), 1)) for x, y in points)
+# A white margin around the page before detection: the detector misses or splits text that
+# touches the image edge (word crops, pages cropped tight to their content). Measured on the
+# corpus word crops: no margin read '韩','国','馆'; 32 px read '韩国小馆'.
+MARGIN = 32
+
+
+def with_margin(image: np.ndarray) -> np.ndarray:
+    pad = ((MARGIN, MARGIN), (MARGIN, MARGIN)) + (((0, 0),) if image.ndim == 3 else ())
+    return np.pad(image, pad, mode="constant", constant_values=255)
+
+
+def _box(points: Any, width: int, height: int) -> tuple[tuple[float, float], ...]:
+    """A detected box moved back from the padded image into page pixels (clipped to the page)."""
+    return tuple(
+        (
+            round(min(max(float(x) - MARGIN, 0.0), float(width)), 1),
+            round(min(max(float(y) - MARGIN, 0.0), float(height)), 1),
+        )
+        for x, y in points
+    )
 
 
 def model_paths(settings: OcrSettings) -> dict[str, Path]:
@@ -103,8 +121,9 @@ class RapidOcrEngine:
     def read(self, image: np.ndarray) -> OcrResult:
         eng = self._engine
         t0 = time.perf_counter()
+        height, width = image.shape[:2]
         try:
-            img = eng.load_img(image)
+            img = eng.load_img(with_margin(image))
             pre, op_record = eng.preprocess_img(img)
             det, cls, rec, crops = eng.run_ocr_steps(pre, op_record)
             flipped = _flipped_share(det.boxes, cls.cls_res)
@@ -118,7 +137,7 @@ class RapidOcrEngine:
         if boxes is not None and txts is not None and scores is not None:
             for box, text, score in zip(boxes, txts, scores, strict=True):
                 if text.strip() and float(score) >= self.min_score:
-                    lines.append(OcrLine(text.strip(), _box(box), round(float(score), 4)))
+                    lines.append(OcrLine(text.strip(), _box(box, width, height), round(float(score), 4)))
         return OcrResult(lines, flipped, (time.perf_counter() - t0) * 1000)
 
 
@@ -140,12 +159,13 @@ class RapidOcrOnnxruntimeEngine:
 
     def read(self, image: np.ndarray) -> OcrResult:
         t0 = time.perf_counter()
+        height, width = image.shape[:2]
         try:
-            result, _ = self._engine(image)
+            result, _ = self._engine(with_margin(image))
         except Exception as e:
             raise OcrError(f"OCR failed on a page: {type(e).__name__}: {e}") from e
         lines = [
-            OcrLine(str(text).strip(), _box(box), round(float(score), 4))
+            OcrLine(str(text).strip(), _box(box, width, height), round(float(score), 4))
             for box, text, score in (result or [])
             if str(text).strip() and float(score) >= self.min_score
         ]

@@ -1,0 +1,13 @@
+"""Runs every benchmark in turn (`make bench`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+for script in ("pipeline_bench.py",):
+    print(f"== {script}", flush=True)
+    subprocess.run([sys.executable, str(HERE / script), *sys.argv[1:]], check=True)
