@@ -33,9 +33,7 @@ class Service:
 
     def _take(self, cand: Candidate) -> None:
         taken = self.ctx.spool.take(cand.path, counter=cand.folder.counter, root=cand.root, move=True)
-        log.info(
-            "took %s from %s -> job %s (%s)", cand.path.name, cand.folder.counter, taken.job_id, taken.state
-        )
+        log.info("took a file from %s -> job %s (%s)", cand.folder.counter, taken.job_id, taken.state)
 
     def recover(self) -> None:
         """Start-up reconciliation after a crash or power loss."""

@@ -187,7 +187,9 @@ class DropWatcher:
                 self.take(cand)
                 taken += 1
             except Exception:
-                log.exception("taking %s failed; it stays in the drop folder and is retried", cand.path.name)
+                log.exception(
+                    "taking a file from %s failed; it stays there and is retried", cand.folder.counter
+                )
             finally:
                 self.tracker.forget(cand.path)
         return taken

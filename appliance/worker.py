@@ -48,6 +48,7 @@ def run_worker(settings: Settings, worker_id: str, stop: multiprocessing.synchro
                 stop.wait(settings.pipeline.poll_seconds)
                 continue
             outcome = pipeline.process(job)
-            log.info("job %s (%s) -> %s %s", job.id, job.original_name, outcome.status, outcome.reason or "")
+            # File names may hold personal data (a citizen's name): logs name jobs by id only.
+            log.info("job %s -> %s %s", job.id, outcome.status, outcome.reason_code or "")
     finally:
         ctx.close()
