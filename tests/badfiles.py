@@ -72,9 +72,9 @@ def _fifo(path: Path) -> None:
 
 BAD_INPUTS: list[tuple[str, Callable[[Path], None], str]] = [
     ("zero-byte.jpg", _write(b""), "unsupported_format"),
-    ("truncated.jpg", _write(encoded("JPEG")[:3000]), "corrupt_file"),
-    ("truncated.png", _write(encoded("PNG")[:2000]), "corrupt_file"),
-    ("truncated.tif", _write(encoded("TIFF", compression="tiff_lzw")[:1500]), "corrupt_file"),
+    ("truncated.jpg", _write(encoded("JPEG")[:3000]), "truncated"),
+    ("truncated.png", _write(encoded("PNG")[:2000]), "truncated"),
+    ("truncated.tif", _write(encoded("TIFF", compression="tiff_lzw")[:1500]), "truncated"),
     ("random-bytes.pdf", _write(np.random.default_rng(1).bytes(20_000)), "unsupported_format"),
     ("encrypted.pdf", _write(encrypted_pdf()), "encrypted_document"),
     ("link.jpg", _symlink, "not_regular_file"),
