@@ -11,6 +11,7 @@ import os
 import signal
 
 from appliance.context import open_context
+from appliance.decoding import shutdown_sandbox
 from appliance.ocr import load_engine
 from appliance.pipeline import Pipeline
 from appliance.settings import Settings
@@ -51,4 +52,5 @@ def run_worker(settings: Settings, worker_id: str, stop: multiprocessing.synchro
             # File names may hold personal data (a citizen's name): logs name jobs by id only.
             log.info("job %s -> %s %s", job.id, outcome.status, outcome.reason_code or "")
     finally:
+        shutdown_sandbox()
         ctx.close()
