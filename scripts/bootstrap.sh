@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the appliance and its tests need on a fresh Debian machine:
-# Debian packages (CJK fonts for the sample generator, unpaper for the benchmarks), uv, the
+# Debian packages (CJK fonts for the sample generator), uv, the
 # Python environment in .venv/ (locked), and the native extension (built by maturin via uv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,15 +23,19 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-if ! command -v uv >/dev/null 2>&1; then
+# uv is run as a module of the machine's Python 3.11, so no PATH or shim set-up is needed.
+if ! python3 -m uv --version >/dev/null 2>&1; then
   echo "bootstrap: installing uv"
-  python3 -m pip install --quiet "uv>=0.5"
+  python3 -m pip install --quiet --disable-pip-version-check "uv>=0.5"
 fi
-export PATH="$HOME/.local/bin:$PATH"
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+  echo "bootstrap: adding the clippy and rustfmt components"
+  rustup component add clippy rustfmt
+fi
 
 # --locked: the environment is exactly uv.lock. The native extension is rebuilt whenever a Rust
 # source changes (tool.uv.cache-keys in pyproject.toml).
-uv sync --locked --python python3.11
+python3 -m uv sync --locked --python python3.11
 .venv/bin/python - <<'PY'
 import importlib.metadata as m, sys
 try:
