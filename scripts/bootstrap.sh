@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything the appliance and its tests need on a fresh Debian machine:
-# Debian packages (CJK fonts for the sample generator), uv, the
+# Debian packages (CJK fonts for the sample generator, unpaper as a benchmark baseline), uv, the
 # Python environment in .venv/ (locked), and the native extension (built by maturin via uv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(fonts-wqy-zenhei fonts-arphic-uming)
+APT_PACKAGES=(fonts-wqy-zenhei fonts-arphic-uming unpaper)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
