@@ -116,11 +116,17 @@ CREATE TABLE IF NOT EXISTS quarantine (
 """
 
 
-def connect(path: Path, settings: StoreSettings) -> sqlite3.Connection:
+def connect(path: Path, settings: StoreSettings, *, handed_over: bool = False) -> sqlite3.Connection:
     """Open the catalog with the durability pragmas. ``isolation_level=None``: transactions are
-    explicit (``BEGIN IMMEDIATE`` via :func:`transaction`)."""
+    explicit (``BEGIN IMMEDIATE`` via :func:`transaction`). ``handed_over=True`` allows the
+    connection to be used by another thread than its creator (never by two at once)."""
     try:
-        conn = sqlite3.connect(path, timeout=settings.busy_timeout_ms / 1000, isolation_level=None)
+        conn = sqlite3.connect(
+            path,
+            timeout=settings.busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=not handed_over,
+        )
     except sqlite3.OperationalError as e:
         raise DataDirError(
             f"cannot open catalog {path}: {e}; check the data dir exists and is writable"

@@ -54,7 +54,7 @@ def initialise(settings: Settings) -> None:
         conn.close()
 
 
-def open_context(settings: Settings) -> Context:
+def open_context(settings: Settings, *, handed_over: bool = False) -> Context:
     if not settings.catalog_path.exists():
         raise DataDirError(
             f"{settings.data_dir} is not an initialised data dir (no {settings.catalog_path.name}); "
@@ -62,7 +62,7 @@ def open_context(settings: Settings) -> Context:
         )
     for d in data_dirs(settings):
         d.mkdir(parents=True, exist_ok=True)
-    conn = connect(settings.catalog_path, settings.store)
+    conn = connect(settings.catalog_path, settings.store, handed_over=handed_over)
     migrate(conn)
     queue = JobQueue(conn)
     store = RecordStore(conn, FileBlobStore(settings.blob_dir), settings.quarantine_dir)

@@ -30,9 +30,13 @@ class Service:
             [(f, settings.drop_path(f)) for f in settings.drop_folders], settings.intake, self._take
         )
         self._stopping = threading.Event()
+        self._intake_ctx: Context | None = None  # opened in the watcher thread (sqlite3 is per-thread)
 
     def _take(self, cand: Candidate) -> None:
-        taken = self.ctx.spool.take(cand.path, counter=cand.folder.counter, root=cand.root, move=True)
+        if self._intake_ctx is None:
+            # used by the watcher thread only, closed by stop() after that thread has ended
+            self._intake_ctx = open_context(self.settings, handed_over=True)
+        taken = self._intake_ctx.spool.take(cand.path, counter=cand.folder.counter, root=cand.root, move=True)
         log.info("took a file from %s -> job %s (%s)", cand.folder.counter, taken.job_id, taken.state)
 
     def recover(self) -> None:
@@ -82,15 +86,19 @@ class Service:
             self.stop()
 
     def stop(self, timeout: float = 30.0) -> None:
-        self.watcher.stop()
-        self.stop_event.set()
+        self.stop_event.set()  # first: workers finish their current job and exit
+        try:
+            self.watcher.stop()
+        finally:
+            if self._intake_ctx is not None:
+                self._intake_ctx.close()
         deadline = time.monotonic() + timeout
         for proc in self.workers.values():
             proc.join(max(0.0, deadline - time.monotonic()))
         for wid, proc in self.workers.items():
             if proc.is_alive():
-                log.warning("worker %s did not stop in time; terminating", wid)
-                proc.terminate()
+                log.warning("worker %s did not stop in time; killing it (its job is requeued)", wid)
+                proc.kill()
                 proc.join(5)
         self.ctx.queue.recover_after_restart()
         self.ctx.close()

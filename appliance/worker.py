@@ -34,7 +34,10 @@ def run_worker(settings: Settings, worker_id: str, stop: multiprocessing.synchro
     die_with_parent()
     if os.getppid() == 1:  # the parent died before prctl took effect
         return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when workers stop
+    # The service decides when workers stop (stop event, or PDEATHSIG if it dies): a SIGTERM or
+    # Ctrl-C sent to the whole process group must not cut a job in half.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {worker_id} %(levelname)s %(name)s: %(message)s"
     )

@@ -90,6 +90,8 @@ def decompression_bomb(path: Path) -> None:
 GOOD_INPUTS: list[tuple[bytes | str, bytes]] = [
     ("png-named.jpg", encoded("PNG")),  # the format is judged by content
     (b"non-utf8-\xb2\xe2\xca\xd4.jpg", encoded("JPEG", quality=92)),  # GBK bytes in the name
-    ("..%2f..%2fetc%2fpasswd.jpg", encoded("JPEG", quality=93)),  # traversal-looking name
+    # traversal-looking names (names starting with "." are dotfiles: ignored until renamed)
+    ("%2e%2e%2f%2e%2e%2fetc%2fpasswd.jpg", encoded("JPEG", quality=93)),
+    ("a\\..\\..\\windows.jpg", encoded("JPEG", quality=94)),
     ("new\nline.png", encoded("PNG", compress_level=1)),
 ]

@@ -105,13 +105,17 @@ def degrade(
     use_tone = bool(_pick(paper_tone, rng.random() < 0.85))
     gain: npt.NDArray[Any] | None = None
     if use_tone:
-        gain = cv2.resize(nprng.uniform(0.965, 1.0, size=(4, 3)).astype(np.float32), (w, h),
-                          interpolation=cv2.INTER_CUBIC)
+        gain = cv2.resize(
+            nprng.uniform(0.965, 1.0, size=(4, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
+        )
     if _pick(bleed_through, rng.random() < 0.25):
         back = bleed_source if bleed_source is not None else img
-        ghost: npt.NDArray[Any] = np.asarray(back.convert("L").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-                                             .resize((w // 4, h // 4), Image.Resampling.BILINEAR),
-                                             dtype=np.float32)
+        ghost: npt.NDArray[Any] = np.asarray(
+            back.convert("L")
+            .transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            .resize((w // 4, h // 4), Image.Resampling.BILINEAR),
+            dtype=np.float32,
+        )
         if bleed_source is None:  # our own print seen through: shift it so rows do not line up
             ghost = np.roll(ghost, rng.randint(h // 160, h // 48), axis=0)
         ghost = cv2.resize(cv2.GaussianBlur(ghost, (0, 0), 1.2), (w, h), interpolation=cv2.INTER_LINEAR)
@@ -120,8 +124,9 @@ def degrade(
         gain = through if gain is None else gain * through
         report["bleed_through"] = round(strength, 3)
     if gain is not None:
-        arr = cv2.multiply(arr, per_channel(np.clip(gain * 255.0 + 0.5, 0, 255).astype(np.uint8)),
-                           scale=1.0 / 255.0)
+        arr = cv2.multiply(
+            arr, per_channel(np.clip(gain * 255.0 + 0.5, 0, 255).astype(np.uint8)), scale=1.0 / 255.0
+        )
     if use_tone:
         r = rng.uniform(236, 252)  # white to slightly cream office paper
         g = r - rng.uniform(0.0, 4.0)
@@ -154,8 +159,14 @@ def degrade(
     m[1, 2] += dy
     bed = round(rng.uniform(12, 55))
     if abs(skew) > 1e-9 or upside_down or dx or dy:
-        arr = cv2.warpAffine(arr, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                             borderValue=(bed, bed, bed))
+        arr = cv2.warpAffine(
+            arr,
+            m,
+            (w, h),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(bed, bed, bed),
+        )
         # the sheet's edge casts a thin shadow on the bed
         corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], np.float64) @ m.T
         shadow = max(1, round(2 * scale))
@@ -207,7 +218,8 @@ def degrade(
     if target == "1":
         thresh = rng.uniform(135, 165)
         result = Image.fromarray(np.where(arr > thresh, 255, 0).astype(np.uint8), "L").convert(
-            "1", dither=Image.Dither.NONE)
+            "1", dither=Image.Dither.NONE
+        )
         report["threshold"] = round(thresh, 1)
     else:
         result = Image.fromarray(np.ascontiguousarray(arr), target)
@@ -215,8 +227,14 @@ def degrade(
     return result, report
 
 
-def _add_specks(out: _U8, nprng: np.random.Generator, n: int, scale: float, inverse: npt.NDArray[Any],
-                keep_clear: Sequence[tuple[int, int, int, int]]) -> int:
+def _add_specks(
+    out: _U8,
+    nprng: np.random.Generator,
+    n: int,
+    scale: float,
+    inverse: npt.NDArray[Any],
+    keep_clear: Sequence[tuple[int, int, int, int]],
+) -> int:
     """Dust and toner specks (small dark blobs) plus a sprinkle of salt-and-pepper pixels.
     Returns the number of specks drawn."""
     h, w = out.shape[:2]

@@ -57,8 +57,12 @@ def _catmull_rom(points: Sequence[tuple[float, float]], steps: int) -> list[tupl
     out: list[tuple[float, float]] = []
 
     def blend(p0: float, p1: float, p2: float, p3: float, t: float) -> float:
-        return 0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t * t
-                      + (3 * p1 - p0 - 3 * p2 + p3) * t * t * t)
+        return 0.5 * (
+            2 * p1
+            + (p2 - p0) * t
+            + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t * t
+            + (3 * p1 - p0 - 3 * p2 + p3) * t * t * t
+        )
 
     for i in range(1, len(pts) - 2):
         (x0, y0), (x1, y1), (x2, y2), (x3, y3) = pts[i - 1], pts[i], pts[i + 1], pts[i + 2]
@@ -175,22 +179,70 @@ _Extras = Callable[[random.Random, Region, Person], list[tuple[str, str]]]
 
 # (title, seal unit suffix, matter label, matter choices, extra rows, attachments)
 _FORM_SPECS: tuple[tuple[str, str, str, tuple[str, ...], _Extras, tuple[str, ...]], ...] = (
-    ("居民身份证申领登记表", "公安局", "办理事项", ("首次申领", "有效期满换领", "损坏换领", "丢失补领"),
-     _extras_id_card, ("户口簿", "近期免冠照片")),
-    ("不动产登记申请书", "不动产登记中心", "登记事项", ("首次登记", "转移登记", "变更登记", "抵押登记"),
-     _extras_property, ("不动产权属证书", "购房合同", "完税凭证")),
-    ("营业执照变更登记申请表", "行政审批局", "变更事项", ("住所变更", "法定代表人变更", "经营范围变更",
-     "注册资本变更"), _extras_business, ("营业执照正副本", "股东会决议", "章程修正案")),
-    ("社会保障卡申领登记表", "人力资源和社会保障局", "办理事项", ("首次申领", "补领", "换领"),
-     _extras_social, ("户口簿", "近期免冠照片")),
-    ("户口迁移申请表", "公安局", "办理事项", ("户口迁入", "户口迁出"),
-     _extras_migration, ("户口簿", "准予迁入证明", "房产证明")),
-    ("最低生活保障申请审批表", "民政局", "办理事项", ("最低生活保障申请", "最低生活保障复核"),
-     _extras_dibao, ("户口簿", "家庭收入证明", "病历资料")),
-    ("城乡居民基本医疗保险参保登记表", "医疗保障局", "办理事项", ("参保登记", "信息变更", "停保登记"),
-     _extras_medical, ("户口簿",)),
-    ("居住证申领登记表", "公安局", "办理事项", ("首次申领", "签注", "换领"),
-     _extras_residence, ("租房合同", "近期免冠照片", "就业证明")),
+    (
+        "居民身份证申领登记表",
+        "公安局",
+        "办理事项",
+        ("首次申领", "有效期满换领", "损坏换领", "丢失补领"),
+        _extras_id_card,
+        ("户口簿", "近期免冠照片"),
+    ),
+    (
+        "不动产登记申请书",
+        "不动产登记中心",
+        "登记事项",
+        ("首次登记", "转移登记", "变更登记", "抵押登记"),
+        _extras_property,
+        ("不动产权属证书", "购房合同", "完税凭证"),
+    ),
+    (
+        "营业执照变更登记申请表",
+        "行政审批局",
+        "变更事项",
+        ("住所变更", "法定代表人变更", "经营范围变更", "注册资本变更"),
+        _extras_business,
+        ("营业执照正副本", "股东会决议", "章程修正案"),
+    ),
+    (
+        "社会保障卡申领登记表",
+        "人力资源和社会保障局",
+        "办理事项",
+        ("首次申领", "补领", "换领"),
+        _extras_social,
+        ("户口簿", "近期免冠照片"),
+    ),
+    (
+        "户口迁移申请表",
+        "公安局",
+        "办理事项",
+        ("户口迁入", "户口迁出"),
+        _extras_migration,
+        ("户口簿", "准予迁入证明", "房产证明"),
+    ),
+    (
+        "最低生活保障申请审批表",
+        "民政局",
+        "办理事项",
+        ("最低生活保障申请", "最低生活保障复核"),
+        _extras_dibao,
+        ("户口簿", "家庭收入证明", "病历资料"),
+    ),
+    (
+        "城乡居民基本医疗保险参保登记表",
+        "医疗保障局",
+        "办理事项",
+        ("参保登记", "信息变更", "停保登记"),
+        _extras_medical,
+        ("户口簿",),
+    ),
+    (
+        "居住证申领登记表",
+        "公安局",
+        "办理事项",
+        ("首次申领", "签注", "换领"),
+        _extras_residence,
+        ("租房合同", "近期免冠照片", "就业证明"),
+    ),
 )
 
 FORM_TITLES: tuple[str, ...] = tuple(spec[0] for spec in _FORM_SPECS)
@@ -310,8 +362,17 @@ class _Sheet:
     def text_width(self, s: str, font: ImageFont.FreeTypeFont) -> float:
         return float(font.getlength(s))
 
-    def text(self, xy: tuple[float, float], s: str, font: ImageFont.FreeTypeFont, *, anchor: str = "ls",
-             record: bool = True, stroke: int = 0, fill: tuple[int, int, int] = INK) -> Box:
+    def text(
+        self,
+        xy: tuple[float, float],
+        s: str,
+        font: ImageFont.FreeTypeFont,
+        *,
+        anchor: str = "ls",
+        record: bool = True,
+        stroke: int = 0,
+        fill: tuple[int, int, int] = INK,
+    ) -> Box:
         missing = missing_glyphs(font, s)
         if missing:  # a generator bug: the truth would not match the print
             raise ValueError(f"font {font.getname()} has no glyph for {''.join(sorted(missing))!r}")
@@ -356,8 +417,16 @@ class _Sheet:
             out.append(cur)
         return out
 
-    def paragraph(self, s: str, x: float, y: float, max_w: float, font: ImageFont.FreeTypeFont,
-                  leading: float, first_indent: float = 0.0) -> float:
+    def paragraph(
+        self,
+        s: str,
+        x: float,
+        y: float,
+        max_w: float,
+        font: ImageFont.FreeTypeFont,
+        leading: float,
+        first_indent: float = 0.0,
+    ) -> float:
         """Draw wrapped text with its first baseline at ``y``; return the last baseline."""
         lines = self.wrap(s, font, max_w, first_indent)
         for i, line in enumerate(lines):
@@ -366,8 +435,16 @@ class _Sheet:
                 y += leading
         return y
 
-    def table(self, x0: float, y0: float, rows: Sequence[Sequence[tuple[str, float, bool]]],
-              row_h: float, label_style: str, value_style: str, outer_w: int | None = None) -> float:
+    def table(
+        self,
+        x0: float,
+        y0: float,
+        rows: Sequence[Sequence[tuple[str, float, bool]]],
+        row_h: float,
+        label_style: str,
+        value_style: str,
+        outer_w: int | None = None,
+    ) -> float:
         """Ruled table. Each row is a list of (text, cell width px, is_label). Labels are
         centred, values left-aligned. Returns the bottom y."""
         pad = self.body_px * 0.45
@@ -427,16 +504,28 @@ class _Sheet:
         xs = [p[0] for p in trail]
         ys = [p[1] for p in trail]
         pad = width
-        box = (math.floor(min(xs)) - pad, math.floor(min(ys)) - pad, math.ceil(max(xs)) + pad,
-               math.ceil(max(ys)) + pad)
+        box = (
+            math.floor(min(xs)) - pad,
+            math.floor(min(ys)) - pad,
+            math.ceil(max(xs)) + pad,
+            math.ceil(max(ys)) + pad,
+        )
         self.signature_boxes.append(box)
         return box
 
     def page(self, kind: str, *, blank: bool = False) -> SamplePage:
-        return SamplePage(kind=kind, width=self.width, height=self.height, dpi=self.dpi,
-                          lines=list(self.lines), seal_boxes=list(self.seal_boxes),
-                          signature_boxes=list(self.signature_boxes), blank=blank,
-                          colour=bool(self.seal_boxes), mode="RGB" if self.seal_boxes else "L")
+        return SamplePage(
+            kind=kind,
+            width=self.width,
+            height=self.height,
+            dpi=self.dpi,
+            lines=list(self.lines),
+            seal_boxes=list(self.seal_boxes),
+            signature_boxes=list(self.signature_boxes),
+            blank=blank,
+            colour=bool(self.seal_boxes),
+            mode="RGB" if self.seal_boxes else "L",
+        )
 
 
 def _title(sheet: _Sheet, rng: random.Random, text: str) -> float:
@@ -447,8 +536,9 @@ def _title(sheet: _Sheet, rng: random.Random, text: str) -> float:
     return y + sheet.mm(9)
 
 
-def _family_rows(sheet: _Sheet, family: Sequence[tuple[str, str, str, str]],
-                 content_w: float) -> list[list[tuple[str, float, bool]]]:
+def _family_rows(
+    sheet: _Sheet, family: Sequence[tuple[str, str, str, str]], content_w: float
+) -> list[list[tuple[str, float, bool]]]:
     fr = (0.17, 0.19, 0.36, 0.28)
     widths = [content_w * f for f in fr]
     header = ["姓名", "与申请人关系", "公民身份号码", "联系电话"]
@@ -458,8 +548,14 @@ def _family_rows(sheet: _Sheet, family: Sequence[tuple[str, str, str, str]],
     return rows
 
 
-def render_form_page(rng: random.Random, *, dpi: int, content: FormContent | None = None,
-                     seal: bool = True, footer: str | None = None) -> tuple[Image.Image, SamplePage]:
+def render_form_page(
+    rng: random.Random,
+    *,
+    dpi: int,
+    content: FormContent | None = None,
+    seal: bool = True,
+    footer: str | None = None,
+) -> tuple[Image.Image, SamplePage]:
     """An application form: title, applicant table, family table, declaration, signature,
     approval opinion and (when ``seal``) a red seal stamped over the unit name and date."""
     c = content if content is not None else make_form_content(rng)
@@ -480,18 +576,25 @@ def render_form_page(rng: random.Random, *, dpi: int, content: FormContent | Non
     return s.img, s.page("form")
 
 
-def _signature(s: _Sheet, rng: random.Random, x: float, y: float, label: str,
-               font: ImageFont.FreeTypeFont) -> None:
+def _signature(
+    s: _Sheet, rng: random.Random, x: float, y: float, label: str, font: ImageFont.FreeTypeFont
+) -> None:
     """``label`` at baseline ``y`` and (usually) a scribbled signature well clear of it."""
     box = s.text((x, y), label, font)
     if rng.random() < 0.3:  # not signed yet: forms are often scanned at the counter before signing
         return
-    s.scribble(rng, box[2] + s.body_px * rng.uniform(1.6, 2.4), y - s.body_px * 0.4,
-               rng.choice((2, 3, 3)), s.body_px * 1.6)
+    s.scribble(
+        rng,
+        box[2] + s.body_px * rng.uniform(1.6, 2.4),
+        y - s.body_px * 0.4,
+        rng.choice((2, 3, 3)),
+        s.body_px * 1.6,
+    )
 
 
-def _layout_form(rng: random.Random, dpi: int, c: FormContent, footer: str | None,
-                 squeeze: float) -> tuple[_Sheet, Box, Box, float]:
+def _layout_form(
+    rng: random.Random, dpi: int, c: FormContent, footer: str | None, squeeze: float
+) -> tuple[_Sheet, Box, Box, float]:
     p = c.person
     s = _Sheet(dpi, rng)
     body = s.font(s.body_style, s.body_px)
@@ -506,8 +609,14 @@ def _layout_form(rng: random.Random, dpi: int, c: FormContent, footer: str | Non
 
     # applicant table
     pad = s.body_px * 0.45
-    label_w = s.text_width("统一社会信用代码" if any(len(k) > 6 for k, _ in c.extra_rows) else "公民身份号码",
-                           s.font(s.body_style, s.body_px)) + 2 * pad + 2
+    label_w = (
+        s.text_width(
+            "统一社会信用代码" if any(len(k) > 6 for k, _ in c.extra_rows) else "公民身份号码",
+            s.font(s.body_style, s.body_px),
+        )
+        + 2 * pad
+        + 2
+    )
     short_label = s.text_width("联系电话", body) + 2 * pad + 2
     rest = w - label_w
     sex_w = s.text_width("性别", body) + 2 * pad + 2
@@ -515,10 +624,20 @@ def _layout_form(rng: random.Random, dpi: int, c: FormContent, footer: str | Non
     name_w = rest - 2 * sex_w - 2 * val_small
     birth_w = rest - short_label - rest * 0.42
     rows: list[list[tuple[str, float, bool]]] = [
-        [("姓名", label_w, True), (p.name, name_w, False), ("性别", sex_w, True), (p.sex, val_small, False),
-         ("民族", sex_w, True), (p.ethnicity, val_small, False)],
-        [("出生日期", label_w, True), (format_date(p.birth_date, c.date_style), birth_w, False),
-         ("联系电话", short_label, True), (p.phone, rest * 0.42, False)],
+        [
+            ("姓名", label_w, True),
+            (p.name, name_w, False),
+            ("性别", sex_w, True),
+            (p.sex, val_small, False),
+            ("民族", sex_w, True),
+            (p.ethnicity, val_small, False),
+        ],
+        [
+            ("出生日期", label_w, True),
+            (format_date(p.birth_date, c.date_style), birth_w, False),
+            ("联系电话", short_label, True),
+            (p.phone, rest * 0.42, False),
+        ],
         [("公民身份号码", label_w, True), (p.id_number, rest, False)],
         [("住址", label_w, True), (p.address, rest, False)],
         [(c.matter_label, label_w, True), (c.matter, rest, False)],
@@ -535,8 +654,9 @@ def _layout_form(rng: random.Random, dpi: int, c: FormContent, footer: str | Non
         y += s.mm(7 * squeeze)
         s.text((x0, y + s.body_px * 0.8), family_caption, body)
         y += s.body_px * 1.3
-        y = s.table(x0, y, _family_rows(s, c.family, w), row_h, s.body_style, s.value_style,
-                    outer_w=s.line_w + 1)
+        y = s.table(
+            x0, y, _family_rows(s, c.family, w), row_h, s.body_style, s.value_style, outer_w=s.line_w + 1
+        )
 
     leading = s.body_px * max(1.5, rng.uniform(1.7, 1.9) * squeeze)
     # declaration + signature
@@ -567,8 +687,9 @@ def _layout_form(rng: random.Random, dpi: int, c: FormContent, footer: str | Non
     return s, unit_box, date_box, y
 
 
-def render_table_page(rng: random.Random, *, dpi: int, content: FormContent, seal: bool = False,
-                      footer: str | None = None) -> tuple[Image.Image, SamplePage]:
+def render_table_page(
+    rng: random.Random, *, dpi: int, content: FormContent, seal: bool = False, footer: str | None = None
+) -> tuple[Image.Image, SamplePage]:
     """Companion page: household members table and the list of submitted materials."""
     s = _Sheet(dpi, rng)
     body = s.font(s.body_style, s.body_px)
@@ -606,12 +727,18 @@ def render_table_page(rng: random.Random, *, dpi: int, content: FormContent, sea
 
 
 def _card(s: _Sheet, rng: random.Random, x: float, y: float, cw: float, ch: float) -> None:
-    s.draw.rounded_rectangle((x, y, x + cw, y + ch), radius=round(cw * 0.04), fill=(236, 236, 236),
-                             outline=(120, 120, 120), width=s.line_w)
+    s.draw.rounded_rectangle(
+        (x, y, x + cw, y + ch),
+        radius=round(cw * 0.04),
+        fill=(236, 236, 236),
+        outline=(120, 120, 120),
+        width=s.line_w,
+    )
 
 
-def render_id_copy_page(rng: random.Random, *, dpi: int, person: Person, matter: str,
-                        footer: str | None = None) -> tuple[Image.Image, SamplePage]:
+def render_id_copy_page(
+    rng: random.Random, *, dpi: int, person: Person, matter: str, footer: str | None = None
+) -> tuple[Image.Image, SamplePage]:
     """A photocopy of both sides of the applicant's ID card, enlarged 1.5x as halls do."""
     s = _Sheet(dpi, rng)
     body = s.font(s.body_style, s.body_px)
@@ -659,16 +786,22 @@ def render_id_copy_page(rng: random.Random, *, dpi: int, person: Person, matter:
     pw, ph = cw * 0.28, ch * 0.62
     s.draw.rectangle((px0, py0, px0 + pw, py0 + ph), fill=(214, 214, 214))
     s.draw.ellipse((px0 + pw * 0.3, py0 + ph * 0.12, px0 + pw * 0.7, py0 + ph * 0.55), fill=(120, 120, 120))
-    s.draw.chord((px0 + pw * 0.1, py0 + ph * 0.58, px0 + pw * 0.9, py0 + ph * 1.4), 180, 360,
-                 fill=(120, 120, 120))
+    s.draw.chord(
+        (px0 + pw * 0.1, py0 + ph * 0.58, px0 + pw * 0.9, py0 + ph * 1.4), 180, 360, fill=(120, 120, 120)
+    )
 
     # back
     y2 = y + ch + s.mm(14)
     _card(s, rng, cx0, y2, cw, ch)
     ex, ey, er = cx0 + cw * 0.14, y2 + ch * 0.24, cw * 0.08
     s.draw.ellipse((ex - er, ey - er, ex + er, ey + er), outline=(110, 110, 110), width=s.line_w * 2)
-    s.draw.polygon([(ex + er * 0.45 * math.cos(a), ey + er * 0.45 * math.sin(a)) for a in
-                    [-math.pi / 2 + k * 4 * math.pi / 5 for k in range(5)]], fill=(110, 110, 110))
+    s.draw.polygon(
+        [
+            (ex + er * 0.45 * math.cos(a), ey + er * 0.45 * math.sin(a))
+            for a in [-math.pi / 2 + k * 4 * math.pi / 5 for k in range(5)]
+        ],
+        fill=(110, 110, 110),
+    )
     big = s.font("sans", s.pt(16))
     s.text((cx0 + cw * 0.58, y2 + ch * 0.22), "中华人民共和国", big, anchor="ms")
     s.text((cx0 + cw * 0.5, y2 + ch * 0.45), "居民身份证", s.font("sans", s.pt(22)), anchor="ms")
@@ -678,8 +811,11 @@ def render_id_copy_page(rng: random.Random, *, dpi: int, person: Person, matter:
     s.text((cx0 + cw * 0.12, y2 + ch * 0.72), "签发机关", label_font, fill=grey)
     s.text((cx0 + cw * 0.12 + card_px * 5.5, y2 + ch * 0.72), f"{person.region.county}公安局", value_font)
     s.text((cx0 + cw * 0.12, y2 + ch * 0.86), "有效期限", label_font, fill=grey)
-    s.text((cx0 + cw * 0.12 + card_px * 5.5, y2 + ch * 0.86),
-           f"{issued.year}.{issued.month:02d}.{issued.day:02d}-{until}", value_font)
+    s.text(
+        (cx0 + cw * 0.12 + card_px * 5.5, y2 + ch * 0.86),
+        f"{issued.year}.{issued.month:02d}.{issued.day:02d}-{until}",
+        value_font,
+    )
 
     # the applicant's annotation below the copy
     y = y2 + ch + s.mm(16)
@@ -691,8 +827,9 @@ def render_id_copy_page(rng: random.Random, *, dpi: int, person: Person, matter:
     return s.img, s.page("id_copy")
 
 
-def render_blank_page(rng: random.Random, *, dpi: int, label: str | None = None) -> tuple[Image.Image,
-                                                                                           SamplePage]:
+def render_blank_page(
+    rng: random.Random, *, dpi: int, label: str | None = None
+) -> tuple[Image.Image, SamplePage]:
     """The back of a sheet: white paper, optionally a small faint page label (recorded as text)."""
     s = _Sheet(dpi, rng)
     if label:

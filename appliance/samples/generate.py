@@ -24,8 +24,15 @@ from .forms import (
 from .truth import SampleDocument, SamplePage
 from .writers import EXTENSIONS, FORMATS, atomic_write, compression_for, save_pages
 
-__all__ = ["TRUTH_FILENAME", "DocumentPlan", "RenderedDocument", "generate_documents", "plan_documents",
-           "render_document", "write_stream"]
+__all__ = [
+    "TRUTH_FILENAME",
+    "DocumentPlan",
+    "RenderedDocument",
+    "generate_documents",
+    "plan_documents",
+    "render_document",
+    "write_stream",
+]
 
 TRUTH_FILENAME = "truth.json"
 
@@ -45,8 +52,14 @@ class DocumentPlan:
         return f"scan-{self.index + 1:03d}{EXTENSIONS[self.format]}"
 
 
-def plan_documents(count: int, *, seed: int = 0, formats: Sequence[str] = FORMATS, include_blank: bool = True,
-                   include_upside_down: bool = True) -> list[DocumentPlan]:
+def plan_documents(
+    count: int,
+    *,
+    seed: int = 0,
+    formats: Sequence[str] = FORMATS,
+    include_blank: bool = True,
+    include_upside_down: bool = True,
+) -> list[DocumentPlan]:
     """Decide formats and page make-up of a set of ``count`` documents.
 
     Formats are used in turn. JPEG/PNG documents are a single form page; TIFF/PDF hold 1-4
@@ -89,13 +102,19 @@ def plan_documents(count: int, *, seed: int = 0, formats: Sequence[str] = FORMAT
             kinds.append("blank")
     flip: tuple[int, int] | None = None
     if include_upside_down:
-        candidates = [(i, k) for i, kinds in enumerate(doc_kinds) for k, kind in enumerate(kinds)
-                      if kind != "blank"]
+        candidates = [
+            (i, k) for i, kinds in enumerate(doc_kinds) for k, kind in enumerate(kinds) if kind != "blank"
+        ]
         if candidates:
             flip = rng.choice(candidates)
     return [
-        DocumentPlan(index=i, format=doc_formats[i], kinds=tuple(doc_kinds[i]), bilevel=doc_bilevel[i],
-                     upside_down_page=flip[1] if flip is not None and flip[0] == i else None)
+        DocumentPlan(
+            index=i,
+            format=doc_formats[i],
+            kinds=tuple(doc_kinds[i]),
+            bilevel=doc_bilevel[i],
+            upside_down_page=flip[1] if flip is not None and flip[0] == i else None,
+        )
         for i in range(count)
     ]
 
@@ -113,8 +132,15 @@ class RenderedDocument:
     def save(self, out_dir: Path) -> Path:
         """Write the file (atomically) into ``out_dir``; return its path."""
         path = out_dir / self.document.filename
-        save_pages(path, self.images, self.document.format, dpi=self.document.pages[0].dpi,
-                   jpeg_quality=self.jpeg_quality, bilevel=self.bilevel, stamp=self.stamp)
+        save_pages(
+            path,
+            self.images,
+            self.document.format,
+            dpi=self.document.pages[0].dpi,
+            jpeg_quality=self.jpeg_quality,
+            bilevel=self.bilevel,
+            stamp=self.stamp,
+        )
         return path
 
 
@@ -131,15 +157,17 @@ def render_document(plan: DocumentPlan, *, seed: int = 0, dpi: int = 200) -> Ren
     pages: list[SamplePage] = []
     for k, kind in enumerate(plan.kinds):
         footer = f"第{k + 1}页/共{n}页" if footers and kind != "blank" else None
-        sealed = not plan.bilevel and (rng.random() < 0.85 if kind == "form" else
-                                       rng.random() < 0.25 if kind == "table" else False)
+        sealed = not plan.bilevel and (
+            rng.random() < 0.85 if kind == "form" else rng.random() < 0.25 if kind == "table" else False
+        )
         if kind == "form":
             clean, page = render_form_page(rng, dpi=dpi, content=content, seal=sealed, footer=footer)
         elif kind == "table":
             clean, page = render_table_page(rng, dpi=dpi, content=content, seal=sealed, footer=footer)
         elif kind == "id_copy":
-            clean, page = render_id_copy_page(rng, dpi=dpi, person=content.person, matter=content.matter,
-                                              footer=footer)
+            clean, page = render_id_copy_page(
+                rng, dpi=dpi, person=content.person, matter=content.matter, footer=footer
+            )
         elif kind == "blank":
             # truly blank: no label, nothing showing through (OCR must find nothing here)
             clean, page = render_blank_page(rng, dpi=dpi)
@@ -170,10 +198,16 @@ def render_document(plan: DocumentPlan, *, seed: int = 0, dpi: int = 200) -> Ren
         page.degradations = report
         images.append(scanned)
         pages.append(page)
-    doc = SampleDocument(filename=plan.filename, format=plan.format, pages=pages, fields=content.fields(),
-                         compression=compression_for(plan.format, bilevel=plan.bilevel))
-    return RenderedDocument(doc, images, jpeg_quality=file_jpeg_q, stamp=content.apply_date,
-                            bilevel=plan.bilevel)
+    doc = SampleDocument(
+        filename=plan.filename,
+        format=plan.format,
+        pages=pages,
+        fields=content.fields(),
+        compression=compression_for(plan.format, bilevel=plan.bilevel),
+    )
+    return RenderedDocument(
+        doc, images, jpeg_quality=file_jpeg_q, stamp=content.apply_date, bilevel=plan.bilevel
+    )
 
 
 def _write_truth(path: Path, docs: Sequence[SampleDocument], *, seed: int, dpi: int) -> None:
@@ -192,12 +226,27 @@ def _write_truth(path: Path, docs: Sequence[SampleDocument], *, seed: int, dpi: 
     atomic_write(path, write)
 
 
-def _iter_documents(out_dir: Path, count: int, *, seed: int, dpi: int, formats: Sequence[str],
-                    include_blank: bool, include_upside_down: bool, interval_s: float,
-                    truth_path: Path | None, truth_each: bool) -> Iterator[SampleDocument]:
+def _iter_documents(
+    out_dir: Path,
+    count: int,
+    *,
+    seed: int,
+    dpi: int,
+    formats: Sequence[str],
+    include_blank: bool,
+    include_upside_down: bool,
+    interval_s: float,
+    truth_path: Path | None,
+    truth_each: bool,
+) -> Iterator[SampleDocument]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    plans = plan_documents(count, seed=seed, formats=formats, include_blank=include_blank,
-                           include_upside_down=include_upside_down)
+    plans = plan_documents(
+        count,
+        seed=seed,
+        formats=formats,
+        include_blank=include_blank,
+        include_upside_down=include_upside_down,
+    )
     done: list[SampleDocument] = []
     for k, plan in enumerate(plans):
         if k and interval_s > 0:
@@ -213,24 +262,57 @@ def _iter_documents(out_dir: Path, count: int, *, seed: int, dpi: int, formats: 
         _write_truth(truth_path, done, seed=seed, dpi=dpi)
 
 
-def generate_documents(out_dir: Path, count: int, *, seed: int = 0, dpi: int = 200,
-                       formats: Sequence[str] = FORMATS, include_blank: bool = True,
-                       include_upside_down: bool = True,
-                       truth_path: Path | None = None) -> list[SampleDocument]:
+def generate_documents(
+    out_dir: Path,
+    count: int,
+    *,
+    seed: int = 0,
+    dpi: int = 200,
+    formats: Sequence[str] = FORMATS,
+    include_blank: bool = True,
+    include_upside_down: bool = True,
+    truth_path: Path | None = None,
+) -> list[SampleDocument]:
     """Write ``count`` synthetic scans into ``out_dir`` and their truth to ``out_dir/truth.json``
     (or ``truth_path``). Deterministic for a given ``seed`` and ``dpi``."""
-    return list(_iter_documents(out_dir, count, seed=seed, dpi=dpi, formats=formats,
-                                include_blank=include_blank, include_upside_down=include_upside_down,
-                                interval_s=0.0, truth_path=truth_path or out_dir / TRUTH_FILENAME,
-                                truth_each=False))
+    return list(
+        _iter_documents(
+            out_dir,
+            count,
+            seed=seed,
+            dpi=dpi,
+            formats=formats,
+            include_blank=include_blank,
+            include_upside_down=include_upside_down,
+            interval_s=0.0,
+            truth_path=truth_path or out_dir / TRUTH_FILENAME,
+            truth_each=False,
+        )
+    )
 
 
-def write_stream(out_dir: Path, count: int, seed: int = 0, interval_s: float = 2.0, *, dpi: int = 200,
-                 formats: Sequence[str] = FORMATS,
-                 truth_path: Path | None = None) -> Iterator[SampleDocument]:
+def write_stream(
+    out_dir: Path,
+    count: int,
+    seed: int = 0,
+    interval_s: float = 2.0,
+    *,
+    dpi: int = 200,
+    formats: Sequence[str] = FORMATS,
+    truth_path: Path | None = None,
+) -> Iterator[SampleDocument]:
     """Drop documents into ``out_dir`` one at a time, ``interval_s`` apart (for ``hall demo``),
     yielding each after its file is in place. ``truth_path`` (default: none, so nothing but scans
     lands in a watched inbox) is rewritten after every document."""
-    yield from _iter_documents(out_dir, count, seed=seed, dpi=dpi, formats=formats, include_blank=True,
-                               include_upside_down=True, interval_s=interval_s, truth_path=truth_path,
-                               truth_each=True)
+    yield from _iter_documents(
+        out_dir,
+        count,
+        seed=seed,
+        dpi=dpi,
+        formats=formats,
+        include_blank=True,
+        include_upside_down=True,
+        interval_s=interval_s,
+        truth_path=truth_path,
+        truth_each=True,
+    )

@@ -67,8 +67,16 @@ def render_seal_mask(unit_name: str, diameter_px: int, *, subtitle: str | None =
     return mask
 
 
-def stamp_seal(page: Image.Image, rng: random.Random, *, center: tuple[int, int], dpi: int,
-               unit_name: str, subtitle: str | None = None, opacity: float | None = None) -> Box:
+def stamp_seal(
+    page: Image.Image,
+    rng: random.Random,
+    *,
+    center: tuple[int, int],
+    dpi: int,
+    unit_name: str,
+    subtitle: str | None = None,
+    opacity: float | None = None,
+) -> Box:
     """Stamp a red seal centred at ``center`` onto the RGB ``page`` in place; return its box.
 
     ``opacity`` (0..1, default random 0.8-0.95) is how much ink the stamp leaves where it presses

@@ -32,8 +32,16 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_pages(path: Path, images: Sequence[Image.Image], fmt: str, *, dpi: int, jpeg_quality: int = 85,
-               bilevel: bool = False, stamp: dt.date | None = None) -> str:
+def save_pages(
+    path: Path,
+    images: Sequence[Image.Image],
+    fmt: str,
+    *,
+    dpi: int,
+    jpeg_quality: int = 85,
+    bilevel: bool = False,
+    stamp: dt.date | None = None,
+) -> str:
     """Save ``images`` as one file of format ``fmt``; return the compression used.
 
     JPEG and PNG hold one page. TIFF is LZW-compressed, or CCITT G4 when ``bilevel`` (all pages
@@ -45,19 +53,35 @@ def save_pages(path: Path, images: Sequence[Image.Image], fmt: str, *, dpi: int,
     first, rest = images[0], list(images[1:])
     if fmt in ("jpeg", "png") and rest:
         raise ValueError(f"{fmt} holds a single page, got {len(images)}")
+
     def write(fh: BinaryIO) -> None:
         if fmt == "jpeg":
             first.save(fh, "JPEG", quality=jpeg_quality, dpi=(dpi, dpi))
         elif fmt == "png":
             first.save(fh, "PNG", dpi=(dpi, dpi), compress_level=1)
         elif fmt == "tiff":
-            first.save(fh, "TIFF", save_all=True, append_images=rest, dpi=(dpi, dpi),
-                       compression="group4" if bilevel else "tiff_lzw")
+            first.save(
+                fh,
+                "TIFF",
+                save_all=True,
+                append_images=rest,
+                dpi=(dpi, dpi),
+                compression="group4" if bilevel else "tiff_lzw",
+            )
         elif fmt == "pdf":
             when = time.struct_time((stamp or dt.date(2024, 1, 1)).timetuple())
-            first.save(fh, "PDF", save_all=True, append_images=rest, resolution=float(dpi),
-                       quality=jpeg_quality, title=path.stem, creationDate=when, modDate=when,
-                       producer="hall-appliance sample generator")
+            first.save(
+                fh,
+                "PDF",
+                save_all=True,
+                append_images=rest,
+                resolution=float(dpi),
+                quality=jpeg_quality,
+                title=path.stem,
+                creationDate=when,
+                modDate=when,
+                producer="hall-appliance sample generator",
+            )
         else:
             raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
@@ -69,8 +93,12 @@ def save_pages(path: Path, images: Sequence[Image.Image], fmt: str, *, dpi: int,
 
 def compression_for(fmt: str, *, bilevel: bool = False) -> str:
     """How :func:`save_pages` stores the pixels of format ``fmt``."""
-    table = {"jpeg": "jpeg", "png": "png", "tiff": "group4" if bilevel else "tiff_lzw",
-             "pdf": "pdf_ccitt" if bilevel else "pdf_dct"}
+    table = {
+        "jpeg": "jpeg",
+        "png": "png",
+        "tiff": "group4" if bilevel else "tiff_lzw",
+        "pdf": "pdf_ccitt" if bilevel else "pdf_dct",
+    }
     if fmt not in table:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     return table[fmt]
