@@ -10,6 +10,7 @@ Usage: .venv/bin/python benchmarks/pipeline_bench.py [--docs 20] [--rate 30] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -25,9 +26,9 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from appliance.context import initialise  # noqa: E402
-from appliance.samples import generate_documents  # noqa: E402
-from appliance.settings import Settings  # noqa: E402
+from appliance.context import initialise
+from appliance.samples import generate_documents
+from appliance.settings import Settings
 
 HALL = str(Path(sys.executable).with_name("hall"))
 
@@ -46,10 +47,8 @@ class RssSampler(threading.Thread):
                 procs = [root, *root.children(recursive=True)]
                 total = 0
                 for p in procs:
-                    try:
+                    with contextlib.suppress(psutil.Error):
                         total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
                 self.peak = max(self.peak, total)
             except psutil.Error:
                 pass
@@ -73,7 +72,8 @@ def _wait(data_dir: Path, n: int, timeout: float = 3600) -> None:
     while time.monotonic() < deadline:
         conn = sqlite3.connect(f"file:{data_dir / 'catalog.db'}?mode=ro", uri=True)
         done, pending = conn.execute(
-            "SELECT SUM(state IN ('stored','quarantined','duplicate')), SUM(state IN ('received','processing'))"
+            "SELECT SUM(state IN ('stored','quarantined','duplicate')),"
+            " SUM(state IN ('received','processing'))"
             " FROM jobs"
         ).fetchone()
         conn.close()

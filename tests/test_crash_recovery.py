@@ -11,8 +11,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-from PIL import Image
-
 from tests.badfiles import BAD_INPUTS, page_image
 from tests.conftest import make_settings
 from tests.serve_harness import ServeProcess, wait_until_done
@@ -24,10 +22,9 @@ def _batch(seed: int) -> list[tuple[str, bytes]]:
     for i in range(42):
         img = page_image(f"record {i} {rng.randrange(10**6)}", size=(900, 700))
         buf = io.BytesIO()
-        img.save(buf, rng.choice(["JPEG", "PNG"]))
-        files.append(
-            (f"scan-{i:02d}.{'jpg' if buf.getvalue()[:2] == b'\xff\xd8' else 'png'}", buf.getvalue())
-        )
+        fmt = rng.choice(["JPEG", "PNG"])
+        img.save(buf, fmt)
+        files.append((f"scan-{i:02d}.{'jpg' if fmt == 'JPEG' else 'png'}", buf.getvalue()))
     for i in range(5):  # rescans of the same paper: byte-identical duplicates
         files.append((f"rescan-{i}.bin", files[i][1]))
     for name, make, _ in BAD_INPUTS[:3]:  # a few bad files (regular files only)

@@ -215,8 +215,10 @@ def test_every_form_type_renders_with_consistent_truth(title: str) -> None:
         assert ink_fraction(grey, ln.box) > 0.04, ln
     # the seal is red, and it is stamped over printed text (which stays in the truth)
     (seal,) = page.seal_boxes
-    assert any(ln.box[0] < seal[2] and seal[0] < ln.box[2] and ln.box[1] < seal[3] and seal[1] < ln.box[3]
-               for ln in page.lines)
+    assert any(
+        ln.box[0] < seal[2] and seal[0] < ln.box[2] and ln.box[1] < seal[3] and seal[1] < ln.box[3]
+        for ln in page.lines
+    )
     rgb = np.asarray(img)[seal[1] : seal[3], seal[0] : seal[2]].astype(int)
     red = (rgb[..., 0] > 150) & (rgb[..., 0] - rgb[..., 1] > 50) & (rgb[..., 0] - rgb[..., 2] > 40)
     assert red.mean() > 0.1
@@ -294,12 +296,27 @@ def test_degrade_effects_are_reported_and_honoured(clean_form: tuple[Image.Image
     assert grey.mode == "L" and rep["jpeg_quality"] == 70
     arr = np.asarray(grey)
     for edge, width in rep["borders"].items():  # the scanner bed shows dark along those edges
-        band = {"left": arr[:, : width - 1], "right": arr[:, -width + 1 :], "top": arr[: width - 1],
-                "bottom": arr[-width + 1 :]}[edge]
+        band = {
+            "left": arr[:, : width - 1],
+            "right": arr[:, -width + 1 :],
+            "top": arr[: width - 1],
+            "bottom": arr[-width + 1 :],
+        }[edge]
         assert band.mean() < 90, edge
     assert np.median(arr[300:-300, 300:-300]) > 200  # paper stays light
-    colour, rep = degrade(img, random.Random(3), mode="RGB", skew_deg=0.0, borders=False, paper_tone=False,
-                          bleed_through=False, noise_sigma=0, specks=0, blur_sigma=0, jpeg_quality=0)
+    colour, rep = degrade(
+        img,
+        random.Random(3),
+        mode="RGB",
+        skew_deg=0.0,
+        borders=False,
+        paper_tone=False,
+        bleed_through=False,
+        noise_sigma=0,
+        specks=0,
+        blur_sigma=0,
+        jpeg_quality=0,
+    )
     assert colour.mode == "RGB" and np.array_equal(np.asarray(colour), np.asarray(img))
     with pytest.raises(ValueError, match="mode"):
         degrade(img, random.Random(3), mode="CMYK")

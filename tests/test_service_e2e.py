@@ -83,7 +83,7 @@ def test_bad_input_is_quarantined_with_reasons_and_good_files_keep_flowing(tmp_p
         decompression_bomb(inbox / "bomb.gif")
         for name, data in GOOD_INPUTS:
             raw = os.fsencode(name) if isinstance(name, str) else name
-            with open(os.path.join(os.fsencode(inbox), raw), "wb") as f:  # noqa: PTH123
+            with open(os.path.join(os.fsencode(inbox), raw), "wb") as f:
                 f.write(data)
         expected = len(BAD_INPUTS) + 1 + len(GOOD_INPUTS)
         wait_until_done(settings.data_dir, expected, timeout=300, serve=serve)
@@ -100,7 +100,8 @@ def test_bad_input_is_quarantined_with_reasons_and_good_files_keep_flowing(tmp_p
     assert st["pending"] == 0
     ctx = open_context(settings)
     rows = ctx.queue.conn.execute(
-        "SELECT j.original_name, q.reason_code, q.reason, q.path FROM quarantine q JOIN jobs j ON j.id = q.job_id"
+        "SELECT j.original_name, q.reason_code, q.reason, q.path"
+        " FROM quarantine q JOIN jobs j ON j.id = q.job_id"
     ).fetchall()
     ctx.close()
     got = {r["original_name"]: r for r in rows}

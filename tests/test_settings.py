@@ -23,7 +23,7 @@ def test_invalid_values_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="threads"):
         Settings.load(tmp_path, {"HALL_OCR__THREADS": "0"})
     (tmp_path / "hall.toml").write_text("[ocr\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="hall.toml"):
+    with pytest.raises(ConfigError, match=r"hall\.toml"):
         Settings.load(tmp_path, {})
 
 
