@@ -176,6 +176,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
     )
     for q in st["quarantine"]:
         click.echo(f"  quarantined {q['original_name']} [{q['reason_code']}]: {q['reason']}")
+    for item in st["lingering_temporary_files"]:
+        click.echo(
+            f"  waiting in {item['counter']}: {item['name']} has a temporary name and has not changed for "
+            f"{item['age_s'] // 60} min (an unfinished upload? rename it to take it in)"
+        )
 
 
 @main.command()

@@ -7,6 +7,10 @@ import shutil
 from typing import Any
 
 from appliance.context import Context
+from appliance.names import display_name
+from appliance.watcher import lingering_ignored
+
+LINGERING_SECONDS = 600.0
 
 
 def status(ctx: Context, *, quarantine_limit: int = 10) -> dict[str, Any]:
@@ -21,6 +25,13 @@ def status(ctx: Context, *, quarantine_limit: int = 10) -> dict[str, Any]:
     }
     pages = conn.execute("SELECT COALESCE(SUM(page_count), 0) FROM records").fetchone()[0]
     disk = shutil.disk_usage(ctx.settings.data_dir)
+    lingering = [
+        {"counter": f.counter, "name": display_name(path.name), "age_s": round(age)}
+        for f in ctx.settings.drop_folders
+        for path, age in lingering_ignored(
+            ctx.settings.drop_path(f), ctx.settings.intake.ignore_globs, LINGERING_SECONDS
+        )
+    ]
     return {
         "hall_id": ctx.settings.hall_id,
         "stored": counts["stored"],
@@ -32,4 +43,5 @@ def status(ctx: Context, *, quarantine_limit: int = 10) -> dict[str, Any]:
         "per_counter": per_counter,
         "quarantine": ctx.store.latest_quarantine(quarantine_limit),
         "disk": {"free_bytes": disk.free, "total_bytes": disk.total},
+        "lingering_temporary_files": lingering,
     }

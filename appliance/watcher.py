@@ -105,6 +105,27 @@ def scan_folder(root: Path, globs: tuple[str, ...]) -> Iterator[Path]:
             yield Path(entry.path)
 
 
+def lingering_ignored(root: Path, globs: tuple[str, ...], older_than: float) -> Iterator[tuple[Path, float]]:
+    """Temporary-named entries (ignored until renamed) that have not changed for ``older_than``
+    seconds: a scanner upload that never finished. Shown by ``hall status`` so that nothing sits
+    unnoticed in a drop folder."""
+    now = time.time()
+    try:
+        entries = list(os.scandir(root))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    for entry in entries:
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue
+        if ignored(entry.name, globs):
+            if age >= older_than:
+                yield Path(entry.path), age
+        elif entry.is_dir(follow_symlinks=False):
+            yield from lingering_ignored(Path(entry.path), globs, older_than)
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, hints: queue.SimpleQueue[Path]) -> None:
         self.hints = hints

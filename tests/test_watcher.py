@@ -108,3 +108,21 @@ def test_missed_events_are_caught_by_the_periodic_rescan(tmp_path: Path) -> None
         _wait_for(lambda: len(taken) == 1, timeout=5)
     finally:
         w.stop()
+
+
+def test_status_reports_temporary_files_left_behind(tmp_path: Path) -> None:
+    from appliance.context import open_context
+    from appliance.status import LINGERING_SECONDS, status
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path / "data")
+    inbox = settings.drop_path(settings.drop_folders[0])
+    old, fresh = inbox / "scan-0042.pdf.part", inbox / "scan-0043.pdf.part"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    past = time.time() - LINGERING_SECONDS - 60
+    os.utime(old, (past, past))
+    ctx = open_context(settings)
+    st = status(ctx)
+    ctx.close()
+    assert [i["name"] for i in st["lingering_temporary_files"]] == ["scan-0042.pdf.part"]
