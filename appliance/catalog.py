@@ -16,7 +16,13 @@ import sqlite_utils
 from appliance.errors import DataDirError
 from appliance.settings import StoreSettings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Upgrades from each version to the next, applied in order inside one transaction.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # v2: the bilevel (Sauvola + despeckle) archive/access copy of each page.
+    1: ("ALTER TABLE pages ADD COLUMN bilevel_blob TEXT",),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -73,6 +79,7 @@ CREATE TABLE IF NOT EXISTS pages (
     source        TEXT NOT NULL,
     cleaned_blob  TEXT NOT NULL,
     thumb_blob    TEXT NOT NULL,
+    bilevel_blob  TEXT,                   -- NULL for pages stored before v2
     clean_report  TEXT NOT NULL,          -- JSON: what each clean-up step did
     orientation   INTEGER NOT NULL DEFAULT 0,
     ocr_engine    TEXT NOT NULL,
@@ -165,16 +172,25 @@ class transaction:  # noqa: N801 - used as a context manager, reads like a keywo
 
 def migrate(conn: sqlite3.Connection) -> None:
     """Create or upgrade the schema (idempotent)."""
-    conn.executescript(_SCHEMA)
+    fresh = conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() is None
+    if fresh:
+        conn.executescript(_SCHEMA)
     with transaction(conn):
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
+            return
+        version = int(row[0])
+        if version > SCHEMA_VERSION:
             raise DataDirError(
-                f"catalog schema version {row[0]} is newer than this software ({SCHEMA_VERSION}); "
+                f"catalog schema version {version} is newer than this software ({SCHEMA_VERSION}); "
                 "install the newer hall-appliance release"
             )
+        while version < SCHEMA_VERSION:
+            for statement in _MIGRATIONS[version]:
+                conn.execute(statement)
+            version += 1
+        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
 
 
 def as_utils(conn: sqlite3.Connection) -> sqlite_utils.Database:
