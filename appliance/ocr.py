@@ -47,6 +47,7 @@ class NullEngine:
 # touches the image edge (word crops, pages cropped tight to their content). Measured on the
 # corpus word crops: no margin read '韩','国','馆'; 32 px read '韩国小馆'.
 MARGIN = 32
+FULL_RESOLUTION_CAP = 4096  # longest page side kept for line crops (a 300-dpi A4 page is 3508)
 
 
 def with_margin(image: np.ndarray) -> np.ndarray:
@@ -103,7 +104,13 @@ class RapidOcrEngine:
         self.min_score = settings.min_score
         self._engine = RapidOCR(
             params={
-                "Global.max_side_len": settings.max_side,
+                # Lines are cropped for recognition from the page at full resolution (capped for
+                # memory); only the detector sees the page scaled to `max_side`. Measured on
+                # generated forms: detector at 1280 with full-resolution crops ran 2.2 s/page at
+                # CER 0.29%, against 2.9 s/page and CER 0.56% with the whole page at 1600.
+                "Global.max_side_len": FULL_RESOLUTION_CAP,
+                "Det.limit_type": "max",
+                "Det.limit_side_len": settings.max_side,
                 "Global.log_level": "warning",
                 "Global.use_cls": settings.use_cls,
                 "Global.text_score": settings.min_score,

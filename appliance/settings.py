@@ -88,7 +88,12 @@ class OcrSettings(_Section):
         default="PP-OCRv6", description="Text recogniser model (v6 is the more accurate one)."
     )
     use_cls: bool = Field(default=True, description="Text-direction classifier (saves upside-down lines).")
-    max_side: int = Field(default=1600, ge=320, le=4096, description="Longest side fed to the detector.")
+    max_side: int = Field(
+        default=1280,
+        ge=320,
+        le=4096,
+        description="Longest page side the text detector sees (lines are read at full resolution).",
+    )
     threads: int = Field(default=1, ge=1, le=16, description="onnxruntime intra-op threads per worker.")
     min_score: float = Field(default=0.5, ge=0.0, le=1.0, description="Drop text lines scored below this.")
 
