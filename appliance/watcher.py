@@ -126,6 +126,22 @@ def lingering_ignored(root: Path, globs: tuple[str, ...], older_than: float) -> 
             yield from lingering_ignored(Path(entry.path), globs, older_than)
 
 
+class _OverflowListener(logging.Handler):
+    """watchdog notices inotify queue overflows (events were lost) but reports them only as a log
+    warning; this handler turns that warning into an immediate rescan."""
+
+    def __init__(self, rescan_now: threading.Event) -> None:
+        super().__init__(level=logging.WARNING)
+        self.rescan_now = rescan_now
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.rescan_now.set()
+
+
+WATCHDOG_INOTIFY_LOGGER = "watchdog.observers.inotify_c"
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, hints: queue.SimpleQueue[Path]) -> None:
         self.hints = hints
@@ -152,6 +168,8 @@ class DropWatcher:
         self.hints: queue.SimpleQueue[Path] = queue.SimpleQueue()
         self._observers: list[BaseObserver] = []
         self._stop = threading.Event()
+        self.rescan_now = threading.Event()
+        self._overflow = _OverflowListener(self.rescan_now)
         self._thread: threading.Thread | None = None
 
     def _candidate(self, path: Path) -> Candidate | None:
@@ -178,6 +196,7 @@ class DropWatcher:
                 self.tracker.observe(Candidate(path, folder, root), now)
 
     def start(self) -> None:
+        logging.getLogger(WATCHDOG_INOTIFY_LOGGER).addHandler(self._overflow)
         for folder, root in self.folders:
             root.mkdir(parents=True, exist_ok=True)
             obs: BaseObserver = (
@@ -219,12 +238,14 @@ class DropWatcher:
         last_rescan = time.monotonic()
         tick = min(0.25, max(self.settings.settle_seconds / 4, 0.05))
         while not self._stop.wait(tick):
-            if time.monotonic() - last_rescan >= self.settings.rescan_seconds:
+            if self.rescan_now.is_set() or time.monotonic() - last_rescan >= self.settings.rescan_seconds:
+                self.rescan_now.clear()
                 self.rescan()
                 last_rescan = time.monotonic()
             self.poll_once()
 
     def stop(self) -> None:
+        logging.getLogger(WATCHDOG_INOTIFY_LOGGER).removeHandler(self._overflow)
         self._stop.set()
         for obs in self._observers:
             obs.stop()

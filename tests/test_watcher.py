@@ -126,3 +126,27 @@ def test_status_reports_temporary_files_left_behind(tmp_path: Path) -> None:
     st = status(ctx)
     ctx.close()
     assert [i["name"] for i in st["lingering_temporary_files"]] == ["scan-0042.pdf.part"]
+
+
+def test_inotify_overflow_triggers_an_immediate_rescan(tmp_path: Path) -> None:
+    import logging
+
+    from appliance.watcher import WATCHDOG_INOTIFY_LOGGER
+
+    root = tmp_path / "inbox"
+    root.mkdir()
+    w, taken = _watch(root, settle=0.2)
+    w.settings = IntakeSettings(settle_seconds=0.2, rescan_seconds=3600)  # no periodic rescan in time
+    w.start()
+    try:
+        for obs in w._observers:  # events stop arriving, as when the kernel queue overflows
+            obs.unschedule_all()
+        (root / "lost-event.jpg").write_bytes(b"x")
+        time.sleep(1.0)
+        assert taken == []
+        logging.getLogger(WATCHDOG_INOTIFY_LOGGER).warning(
+            "Inotify queue overflowed; filesystem events were lost"
+        )
+        _wait_for(lambda: len(taken) == 1, timeout=5)
+    finally:
+        w.stop()
