@@ -17,6 +17,7 @@ from appliance.decoding import DecodedPage, decode_sandboxed, sniff_format
 from appliance.errors import DecodeError, HallError
 from appliance.jobqueue import Job, JobQueue, LostClaim
 from appliance.ocr import OcrEngine
+from appliance.ocr_input import ocr_grey
 from appliance.reading_order import rotate_lines_180, sort_lines
 from appliance.records import DuplicateRecord, NewPage, RecordStore
 from appliance.settings import Settings
@@ -123,7 +124,7 @@ class Pipeline:
             decoded.load(), thumbnail_max_side=cs.thumbnail_max_side, max_skew_deg=cs.max_skew_deg
         )
         clean_ms = (time.perf_counter() - t0) * 1000
-        ocr = self.engine.read(cleaned.ocr_input)
+        ocr = self.engine.read(ocr_grey(cleaned.image))
         image, thumb, lines = cleaned.image, cleaned.thumbnail, ocr.lines
         height, width = image.shape[:2]
         orientation = 0
