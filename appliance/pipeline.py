@@ -4,6 +4,7 @@ its reason; nothing is dropped."""
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 import time
@@ -11,13 +12,13 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from appliance import imaging
 from appliance.decoding import DecodedPage, decode_sandboxed, sniff_format
 from appliance.errors import DecodeError, HallError
 from appliance.jobqueue import Job, JobQueue, LostClaim
 from appliance.ocr import OcrEngine
-from appliance.ocr_input import ocr_grey
 from appliance.reading_order import rotate_lines_180, sort_lines
 from appliance.records import DuplicateRecord, NewPage, RecordStore
 from appliance.settings import Settings
@@ -36,6 +37,13 @@ class Outcome:
     pages: int = 0
     reason: str | None = None
     reason_code: str | None = None
+
+
+def _encode_g4(bilevel: np.ndarray) -> bytes:
+    """The bilevel archive/access copy as CCITT Group 4 TIFF (lossless, the archive's bilevel format)."""
+    buf = io.BytesIO()
+    Image.fromarray(bilevel).convert("1").save(buf, "TIFF", compression="group4")
+    return buf.getvalue()
 
 
 def _encode_jpeg(image: np.ndarray, quality: int) -> bytes:
@@ -124,13 +132,15 @@ class Pipeline:
             decoded.load(), thumbnail_max_side=cs.thumbnail_max_side, max_skew_deg=cs.max_skew_deg
         )
         clean_ms = (time.perf_counter() - t0) * 1000
-        ocr = self.engine.read(ocr_grey(cleaned.image))
-        image, thumb, lines = cleaned.image, cleaned.thumbnail, ocr.lines
+        ocr = self.engine.read(cleaned.ocr_input)
+        image, thumb, bilevel, lines = cleaned.image, cleaned.thumbnail, cleaned.bilevel, ocr.lines
         height, width = image.shape[:2]
-        orientation = 0
-        if lines and ocr.flipped_share > FLIPPED_PAGE_SHARE:
-            orientation = 180
-            image, thumb = np.ascontiguousarray(image[::-1, ::-1]), np.ascontiguousarray(thumb[::-1, ::-1])
+        native_orientation = cleaned.report.orientation_deg  # already applied by clean_page
+        orientation = native_orientation
+        corrected = bool(lines) and ocr.flipped_share > FLIPPED_PAGE_SHARE
+        if corrected:  # the OCR direction classifier overrules the native estimate
+            orientation = (orientation + 180) % 360
+            image, thumb, bilevel = (np.ascontiguousarray(a[::-1, ::-1]) for a in (image, thumb, bilevel))
             lines = rotate_lines_180(lines, width, height)
         lines = sort_lines(lines)
         report = cleaned.report.to_dict()
@@ -144,9 +154,10 @@ class Pipeline:
             ("clean-up", "success", {"ms": round(clean_ms, 1)}),
         ]
         if orientation:
-            events.append(
-                ("orientation", "success", {"rotated_deg": orientation, "by": "ocr direction classifier"})
-            )
+            by = "ocr direction classifier" if corrected else "native estimate"
+            detail = {"rotated_deg": orientation, "by": by, "confidence": report["orientation_confidence"]}
+            events.append(("orientation", "success", detail))
+        events.append(("quality check", "success", {"flags": report["flags"], "blank": report["blank"]}))
         events.append(
             (
                 "ocr",
@@ -162,6 +173,7 @@ class Pipeline:
             dpi=decoded.dpi,
             source=decoded.source,
             cleaned=_encode_jpeg(image, cs.cleaned_jpeg_quality),
+            bilevel=_encode_g4(bilevel),
             thumbnail=_encode_jpeg(thumb, 80),
             clean_report={**report, "orientation_applied_by_decoder": decoded.orientation_applied},
             orientation=orientation,

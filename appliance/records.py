@@ -44,6 +44,7 @@ class NewPage:
     source: str
     cleaned: bytes  # encoded image (JPEG)
     thumbnail: bytes  # encoded image (JPEG)
+    bilevel: bytes  # encoded bilevel copy (TIFF G4)
     clean_report: dict[str, Any]
     orientation: int
     ocr_engine: str
@@ -57,6 +58,7 @@ class _PageRow:
     page: NewPage
     cleaned_ref: str
     thumb_ref: str
+    bilevel_ref: str
 
 
 class DuplicateRecord(Exception):
@@ -80,7 +82,8 @@ class RecordWriter:
     def add_page(self, page: NewPage) -> None:
         cleaned_ref = self._store.blobs.put(page.cleaned)
         thumb_ref = self._store.blobs.put(page.thumbnail)
-        self._pages.append(_PageRow(page, cleaned_ref, thumb_ref))
+        bilevel_ref = self._store.blobs.put(page.bilevel)
+        self._pages.append(_PageRow(page, cleaned_ref, thumb_ref, bilevel_ref))
 
     def commit(self, extra_events: list[tuple[str, str, dict[str, Any]]] | None = None) -> str:
         conn = self._store.conn
@@ -130,8 +133,8 @@ class RecordWriter:
         p = row.page
         conn.execute(
             "INSERT INTO pages(record_id, idx, width, height, channels, dpi_x, dpi_y, source, cleaned_blob,"
-            " thumb_blob, clean_report, orientation, ocr_engine, ocr_ms, text)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " thumb_blob, bilevel_blob, clean_report, orientation, ocr_engine, ocr_ms, text)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 self.record_id,
                 p.idx,
@@ -143,6 +146,7 @@ class RecordWriter:
                 p.source,
                 row.cleaned_ref,
                 row.thumb_ref,
+                row.bilevel_ref,
                 json.dumps(p.clean_report, ensure_ascii=False, sort_keys=True),
                 p.orientation,
                 p.ocr_engine,
@@ -252,7 +256,7 @@ class RecordStore:
         return out
 
     def page_blob(self, record_id: str, idx: int, kind: str) -> bytes:
-        column = {"cleaned": "cleaned_blob", "thumbnail": "thumb_blob"}[kind]
+        column = {"cleaned": "cleaned_blob", "thumbnail": "thumb_blob", "bilevel": "bilevel_blob"}[kind]
         row = self.conn.execute(
             f"SELECT {column} FROM pages WHERE record_id=? AND idx=?", (record_id, idx)
         ).fetchone()

@@ -192,6 +192,8 @@ class Spool:
     # --- crash recovery -------------------------------------------------------------------
     def recover(self) -> int:
         """Complete or undo intakes interrupted by a crash. Returns how many jobs it created."""
+        for tmp in self.dir.glob(".*.tmp"):  # an atomic write cut short: the target never existed
+            tmp.unlink(missing_ok=True)
         created = 0
         for intent in sorted(self.dir.glob("*.intent")):
             job_id = intent.stem

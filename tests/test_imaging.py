@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import threading
@@ -255,13 +256,20 @@ def test_clean_page_keeps_a_borderless_page_whole() -> None:
     assert np.array_equal(cleaned.image, page)
 
 
-def test_clean_page_colour_reads_the_red_channel() -> None:
+def test_clean_page_colour_reads_luma_and_red_under_the_seal() -> None:
     page = text_page(4, colour=True, extras=True)
     scan = skewed_scan(page, -2.0, frame=35)
     cleaned = imaging.clean_page(scan, thumbnail_max_side=200)
     assert cleaned.report.colour
     assert cleaned.image.ndim == 3
-    assert np.array_equal(cleaned.ocr_input, cleaned.image[..., 2])
+    (seal,) = cleaned.report.seal_boxes
+    x0, y0, x1, y1 = seal
+    luma = imaging.to_grey(cleaned.image)
+    outside = np.ones(luma.shape, bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(cleaned.ocr_input[outside], luma[outside])
+    # Inside the seal, the red channel: the seal fades, black text under it stays.
+    assert np.array_equal(cleaned.ocr_input[y0:y1, x0:x1], cleaned.image[y0:y1, x0:x1, 2])
     assert cleaned.thumbnail.ndim == 3
     assert max(cleaned.thumbnail.shape[:2]) == 200
     assert cleaned.report.deskew_deg == pytest.approx(-2.0, abs=0.1)
@@ -287,12 +295,22 @@ def test_clean_report_to_dict_is_json() -> None:
     assert set(data) == {
         "deskew_deg",
         "skew_confidence",
+        "orientation_deg",
+        "orientation_confidence",
         "crop_box",
         "border_share",
+        "seal_boxes",
+        "blank",
+        "phash",
+        "metrics",
+        "flags",
         "input_size",
         "output_size",
         "colour",
     }
+    assert set(data["metrics"]) == {f.name for f in dataclasses.fields(imaging.PageMetrics)}
+    assert data["phash"] == f"{cleaned.report.phash:016x}"
+    assert set(data["flags"]) <= set(imaging.FLAGS)
 
 
 def test_clean_page_threads_and_concurrency_give_identical_results() -> None:
@@ -545,6 +563,12 @@ def test_no_input_panics(image: np.ndarray, angle: float, turns: int, side: int)
         lambda: imaging.thumbnail(image, side),
         lambda: imaging.to_grey(image),
         lambda: imaging.red_channel(image),
+        lambda: imaging.binarise(image, window=max(7, side)),
+        lambda: imaging.despeckle(image, max_area=side, keep_radius=side),
+        lambda: imaging.estimate_orientation(image),
+        lambda: imaging.find_seals(image),
+        lambda: imaging.phash(image),
+        lambda: imaging.assess_page(image),
     ]
     valid = (
         image.dtype == np.uint8
@@ -567,3 +591,6 @@ def test_no_input_panics(image: np.ndarray, angle: float, turns: int, side: int)
         assert max(cleaned.thumbnail.shape[:2]) <= side
         assert 0.0 <= cleaned.report.border_share <= 1.0
         assert 0.0 <= cleaned.report.skew_confidence <= 1.0
+        assert cleaned.bilevel.shape == cleaned.image.shape[:2]
+        assert cleaned.report.orientation_deg in (0, 90, 180, 270)
+        assert set(cleaned.report.flags) <= set(imaging.FLAGS)

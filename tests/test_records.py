@@ -19,6 +19,7 @@ def _page(idx: int) -> NewPage:
         source="png",
         cleaned=f"cleaned{idx}".encode(),
         thumbnail=f"thumb{idx}".encode(),
+        bilevel=f"bilevel{idx}".encode(),
         clean_report={"deskew_deg": 1.5},
         orientation=0,
         ocr_engine="test",

@@ -134,3 +134,10 @@ def test_finalize_completes_quarantine_moves(ctx: Context) -> None:
     ctx.spool.finalize()
     assert (ctx.settings.quarantine_dir / job.id).read_bytes() == b"junk"
     assert not (ctx.settings.spool_dir / f"{job.id}.bin").exists()
+
+
+def test_recover_removes_half_written_temporary_files(ctx: Context) -> None:
+    stale = ctx.settings.spool_dir / f".{'d' * 32}.intent.0123.tmp"
+    stale.write_bytes(b'{"counter": "c", "na')  # killed in the middle of an atomic write
+    assert ctx.spool.recover() == 0
+    assert list(ctx.settings.spool_dir.iterdir()) == []

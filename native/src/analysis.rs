@@ -4,12 +4,13 @@
 
 use crate::geometry::Rotation;
 use crate::image::{Image, ImageBuf};
+use multiversion::multiversion;
 
 /// The reduced plane's long side is at most this many pixels.
 pub(crate) const ANALYSIS_SIDE: usize = 1200;
 
 /// Pixels darker than this share of the paper level count as dark (ink or border).
-const DARK_SHARE: f64 = 0.6;
+pub(crate) const DARK_SHARE: f64 = 0.6;
 
 /// The paper level is this quantile of the plane's pixel values.
 const PAPER_QUANTILE: f64 = 0.95;
@@ -87,36 +88,52 @@ pub(crate) fn channel_at(image: Image<'_>, x: usize, y: usize) -> u8 {
 /// Area-averages the analysis channel (grey, or red for BGR) over `factor x factor` blocks; the
 /// last row and column of blocks average over the pixels they actually hold.
 pub(crate) fn reduce(image: Image<'_>, factor: usize) -> ImageBuf {
+    // 16-bit column sums while a block's rows cannot overflow them (vectors twice as wide).
+    if factor <= usize::from(u16::MAX) / 255 {
+        reduce_with::<u16>(image, factor)
+    } else {
+        reduce_with::<u32>(image, factor)
+    }
+}
+
+#[multiversion(targets("x86_64+avx2"))]
+fn reduce_with<T>(image: Image<'_>, factor: usize) -> ImageBuf
+where
+    T: Copy + Default + From<u8> + Into<u32> + std::ops::AddAssign,
+{
     let (w, h, channels) = (image.width(), image.height(), image.channels());
     let (out_w, out_h) = (w.div_ceil(factor), h.div_ceil(factor));
     let mut out = ImageBuf::filled(out_w, out_h, 1, 0);
-    let mut column_sums = vec![0u32; w];
+    let mut column_sums = vec![T::default(); w];
     for (oy, out_row) in out.data_mut().chunks_exact_mut(out_w).enumerate() {
-        column_sums.fill(0);
+        column_sums.fill(T::default());
         let (y0, y1) = (oy * factor, ((oy + 1) * factor).min(h));
         for y in y0..y1 {
             let row = image.row(y);
             if channels == 1 {
                 for (sum, &v) in column_sums.iter_mut().zip(row) {
-                    *sum += u32::from(v);
+                    *sum += T::from(v);
                 }
             } else {
                 for (sum, px) in column_sums.iter_mut().zip(row.chunks_exact(channels)) {
-                    *sum += u32::from(px[2]);
+                    *sum += T::from(px[2]);
                 }
             }
         }
-        let rows = (y1 - y0) as f64;
-        let full = 1.0 / (rows * factor as f64);
+        // Rounded mean in 40.24 fixed point: exact for sums of at most 2^24 / 255 pixels'
+        // worth of error margin, far more than any block holds.
+        let rows = (y1 - y0) as u64;
+        let reciprocal = |n: u64| (1u64 << 24).div_ceil(n);
+        let full = reciprocal(rows * factor as u64);
         for (dst, block) in out_row.iter_mut().zip(column_sums.chunks(factor)) {
-            let total: u32 = block.iter().sum();
+            let total: u64 = block.iter().map(|&v| u64::from(v.into())).sum();
             let scale = if block.len() == factor {
                 full
             } else {
-                1.0 / (rows * block.len() as f64)
+                reciprocal(rows * block.len() as u64)
             };
             // An average of u8 values is at most 255.
-            *dst = (f64::from(total) * scale + 0.5) as u8;
+            *dst = ((total * scale + (1 << 23)) >> 24) as u8;
         }
     }
     out

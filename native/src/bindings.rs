@@ -6,8 +6,9 @@
 //! must not write to an array from another thread while a kernel is reading it.
 
 use crate::clean::CleanOptions;
-use crate::geometry::Rotation;
+use crate::geometry::{CropBox, Rotation};
 use crate::image::{Image, ImageBuf};
+use crate::quality::Metrics;
 use crate::KernelError;
 use numpy::{
     dtype, IntoPyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
@@ -15,7 +16,7 @@ use numpy::{
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTypeMethods;
+use pyo3::types::{PyDict, PyTypeMethods};
 
 pyo3::import_exception!(appliance.errors, ImageDtypeError);
 pyo3::import_exception!(appliance.errors, ImageShapeError);
@@ -187,42 +188,174 @@ fn thumbnail<'py>(
     to_numpy(py, out)
 }
 
-/// What `clean_page` hands back to Python.
+/// `(blank, metrics)` of a page that needs no deskewing or cropping.
+#[pyfunction]
+#[pyo3(signature = (image, dpi=None))]
+fn assess_page<'py>(
+    py: Python<'py>,
+    image: &Bound<'py, PyAny>,
+    dpi: Option<f64>,
+) -> PyResult<(bool, Bound<'py, PyDict>)> {
+    let (blank, metrics) = Pixels::new(image)?.run(py, |image| crate::assess_page(image, dpi))?;
+    Ok((blank, metrics_dict(py, &metrics)?))
+}
+
+/// Sauvola binarisation of the OCR channel (0 = black, 255 = white).
+#[pyfunction]
+fn binarise<'py>(
+    py: Python<'py>,
+    image: &Bound<'py, PyAny>,
+    window: usize,
+    k: f64,
+    threads: usize,
+) -> PyResult<PyImage<'py>> {
+    let params = crate::Sauvola { window, k };
+    let out = Pixels::new(image)?.run(py, |image| crate::binarise(image, &params, threads))?;
+    to_numpy(py, out)
+}
+
+/// Removes small isolated black components from a bilevel page.
+#[pyfunction]
+fn despeckle<'py>(
+    py: Python<'py>,
+    image: &Bound<'py, PyAny>,
+    max_area: usize,
+    keep_radius: usize,
+) -> PyResult<PyImage<'py>> {
+    let params = crate::Despeckle {
+        max_area,
+        keep_radius,
+    };
+    let out = Pixels::new(image)?.run(py, |image| crate::despeckle(image, &params))?;
+    to_numpy(py, out)
+}
+
+/// `(orientation_deg, confidence)` of a deskewed page.
+#[pyfunction]
+fn estimate_orientation(
+    py: Python<'_>,
+    image: &Bound<'_, PyAny>,
+    threads: usize,
+) -> PyResult<(u32, f64)> {
+    let e = Pixels::new(image)?.run(py, |image| crate::estimate_orientation(image, threads))?;
+    Ok((e.orientation_deg, e.confidence))
+}
+
+/// Boxes `(x0, y0, x1, y1)` of the red seals on a BGR page.
+#[pyfunction]
+#[pyo3(signature = (image, dpi=None))]
+fn find_seals(
+    py: Python<'_>,
+    image: &Bound<'_, PyAny>,
+    dpi: Option<f64>,
+) -> PyResult<Vec<BoxTuple>> {
+    if let Some(d) = dpi.filter(|d| !(d.is_finite() && *d > 0.0)) {
+        return Err(PyValueError::new_err(format!(
+            "dpi must be positive, got {d}"
+        )));
+    }
+    let seals = Pixels::new(image)?.run(py, |image| Ok(crate::find_seals(image, dpi)))?;
+    Ok(seals.iter().map(box_tuple).collect())
+}
+
+/// 64-bit perceptual hash.
+#[pyfunction]
+fn phash(py: Python<'_>, image: &Bound<'_, PyAny>) -> PyResult<u64> {
+    Pixels::new(image)?.run(py, crate::phash)
+}
+
+type BoxTuple = (usize, usize, usize, usize);
+
+fn box_tuple(b: &CropBox) -> BoxTuple {
+    (b.x0, b.y0, b.x1, b.y1)
+}
+
+fn metrics_dict<'py>(py: Python<'py>, m: &Metrics) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (name, value) in [
+        ("sharpness", m.sharpness),
+        ("blur_mm", m.blur_mm),
+        ("contrast", m.contrast),
+        ("brightness", m.brightness),
+        ("paper_level", m.paper_level),
+        ("skew_deg", m.skew_deg),
+        ("residual_skew_deg", m.residual_skew_deg),
+        ("effective_dpi", m.effective_dpi),
+        ("border_share", m.border_share),
+        ("ink_coverage", m.ink_coverage),
+        ("colour_share", m.colour_share),
+    ] {
+        d.set_item(name, value)?;
+    }
+    Ok(d)
+}
+
+/// The report of `clean_page` as a dict (see `appliance.imaging.CleanReport`).
+fn report_dict<'py>(py: Python<'py>, r: &crate::Report) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("deskew_deg", r.deskew_deg)?;
+    d.set_item("skew_confidence", r.skew_confidence)?;
+    d.set_item("orientation_deg", r.orientation_deg)?;
+    d.set_item("orientation_confidence", r.orientation_confidence)?;
+    d.set_item("crop_box", box_tuple(&r.crop_box))?;
+    let seals: Vec<BoxTuple> = r.seal_boxes.iter().map(box_tuple).collect();
+    d.set_item("seal_boxes", seals)?;
+    d.set_item("blank", r.blank)?;
+    d.set_item("phash", r.phash)?;
+    d.set_item("metrics", metrics_dict(py, &r.metrics)?)?;
+    d.set_item("flags", r.flags.names())?;
+    Ok(d)
+}
+
+/// What `clean_page` hands back: `(image, ocr_input or None, bilevel, thumbnail, report)`.
 type CleanTuple<'py> = (
     PyImage<'py>,
     Option<PyImage<'py>>,
     PyImage<'py>,
-    f64,
-    f64,
-    (usize, usize, usize, usize),
-    f64,
+    PyImage<'py>,
+    Bound<'py, PyDict>,
 );
 
-/// The whole clean-up stage: `(image, ocr_input or None, thumbnail, deskew_deg,
-/// skew_confidence, crop_box, border_share)`.
+/// The whole clean-up chain.
 #[pyfunction]
+#[pyo3(signature = (image, thumbnail_max_side, max_skew_deg, threads, dpi=None,
+                    sauvola_window=None, sauvola_k=0.2, speck_max_area=None,
+                    speck_keep_radius=None, orientation=true, seal_halftone=true))]
+#[allow(clippy::too_many_arguments)]
 fn clean_page<'py>(
     py: Python<'py>,
     image: &Bound<'py, PyAny>,
     thumbnail_max_side: usize,
     max_skew_deg: f64,
     threads: usize,
+    dpi: Option<f64>,
+    sauvola_window: Option<usize>,
+    sauvola_k: f64,
+    speck_max_area: Option<usize>,
+    speck_keep_radius: Option<usize>,
+    orientation: bool,
+    seal_halftone: bool,
 ) -> PyResult<CleanTuple<'py>> {
     let options = CleanOptions {
         thumbnail_max_side,
         max_skew_deg,
         threads,
+        dpi,
+        sauvola_window,
+        sauvola_k,
+        speck_max_area,
+        speck_keep_radius,
+        orientation,
+        seal_halftone,
     };
     let page = Pixels::new(image)?.run(py, |image| crate::clean_page(image, &options))?;
-    let b = page.crop_box;
+    let report = report_dict(py, &page.report)?;
     Ok((
         to_numpy(py, page.image)?,
         page.ocr_input.map(|o| to_numpy(py, o)).transpose()?,
+        to_numpy(py, page.bilevel)?,
         to_numpy(py, page.thumbnail)?,
-        page.deskew_deg,
-        page.skew_confidence,
-        (b.x0, b.y0, b.x1, b.y1),
-        page.border_share,
+        report,
     ))
 }
 
@@ -236,6 +369,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rotate_quarter, m)?)?;
     m.add_function(wrap_pyfunction!(find_content_box, m)?)?;
     m.add_function(wrap_pyfunction!(thumbnail, m)?)?;
+    m.add_function(wrap_pyfunction!(binarise, m)?)?;
+    m.add_function(wrap_pyfunction!(despeckle, m)?)?;
+    m.add_function(wrap_pyfunction!(estimate_orientation, m)?)?;
+    m.add_function(wrap_pyfunction!(find_seals, m)?)?;
+    m.add_function(wrap_pyfunction!(phash, m)?)?;
+    m.add_function(wrap_pyfunction!(assess_page, m)?)?;
     m.add_function(wrap_pyfunction!(clean_page, m)?)?;
     Ok(())
 }

@@ -4,16 +4,24 @@
 //! photos inside the paper never count as border however close to the edge they are. On the
 //! reduced page, rows and columns are trimmed from each side while less than
 //! `MIN_PAGE_SHARE` of their scanned cells are paper; canvas fill outside a rotated page is
-//! neither paper nor border. The box is then refined at full resolution, where it may also grow
-//! back so that no paper is cut.
+//! neither paper nor border. The crop stands only if what it keeps looks like paper (bright
+//! background, little border left inside); otherwise the dark areas are content (a photo, light
+//! letters on a dark sign) and nothing is cut. The box is then refined at full resolution,
+//! where it may also grow back so that no paper is cut.
 
-use crate::analysis::{channel_at, Analysis};
+use crate::analysis::{channel_at, Analysis, DARK_SHARE};
 use crate::error::KernelError;
 use crate::geometry::{CropBox, Rotation};
 use crate::image::Image;
 
 /// A row or column is border while less than this share of its scanned pixels are paper.
 const MIN_PAGE_SHARE: f64 = 0.25;
+/// Paper is at least this share of the paper level (the dark threshold is `DARK_SHARE`).
+const BRIGHT_SHARE: f64 = 0.8;
+/// A crop is kept only when at most this share of the box is border (scanned pages: < 5%) ...
+const MAX_BORDER_INSIDE: f64 = 0.15;
+/// ... and at least this share is bright paper (text pages: > 75%; photos, signs: < 60%).
+const MIN_PAPER_INSIDE: f64 = 0.65;
 
 /// Class of one cell (reduced pixel) of a deskewed canvas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,34 +60,38 @@ impl BorderMap<'_> {
     }
 
     fn cell(&self, x: usize, y: usize) -> Cell {
-        match self {
+        self.sample(x, y).0
+    }
+
+    /// Class and analysis value of a cell (0 for fill).
+    fn sample(&self, x: usize, y: usize) -> (Cell, u8) {
+        let (analysis, i) = match self {
             Self::Rotated { analysis, rotation } => {
                 let k = analysis.factor;
                 let (dw, dh) = rotation.dst_size();
                 let centre =
                     |i: usize, size: usize| (i * k + ((i + 1) * k).min(size) - 1) as f64 / 2.0;
                 let Some((sx, sy)) = rotation.page_point(centre(x, dw), centre(y, dh)) else {
-                    return Cell::Fill;
+                    return (Cell::Fill, 0);
                 };
                 let (pw, ph) = (analysis.plane.width(), analysis.plane.height());
                 let u = ((sx + 0.5).max(0.0) as usize / k).min(pw - 1);
                 let v = ((sy + 0.5).max(0.0) as usize / k).min(ph - 1);
-                if analysis.border[v * pw + u] {
-                    Cell::Border
-                } else {
-                    Cell::Page
-                }
+                (analysis, v * pw + u)
             }
             Self::Canvas { analysis } => {
                 let i = y * analysis.plane.width() + x;
                 if analysis.outside.as_ref().is_some_and(|o| o[i]) {
-                    Cell::Fill
-                } else if analysis.border[i] {
-                    Cell::Border
-                } else {
-                    Cell::Page
+                    return (Cell::Fill, 0);
                 }
+                (analysis, i)
             }
+        };
+        let value = analysis.plane.view().data()[i];
+        if analysis.border[i] {
+            (Cell::Border, value)
+        } else {
+            (Cell::Page, value)
         }
     }
 
@@ -96,7 +108,40 @@ impl BorderMap<'_> {
                 is_border_line((b.y0..b.y1).map(|y| self.cell(x, y)))
             });
         }
-        b
+        let full = CropBox::full(width, height);
+        if b == full {
+            return b;
+        }
+        // A border is only a border around paper: bright background with dark marks, with
+        // little border left inside the box. Otherwise (a photo, light letters on a dark sign)
+        // the dark areas at the edges are content and nothing is cut.
+        let (border, paper) = self.inside(b);
+        if border <= MAX_BORDER_INSIDE && paper >= MIN_PAPER_INSIDE {
+            b
+        } else {
+            full
+        }
+    }
+
+    /// Shares of the scanned cells inside `b` that are border, and that are bright paper
+    /// (sampled on a grid of at most 64 x 64 cells).
+    fn inside(&self, b: CropBox) -> (f64, f64) {
+        let analysis = match self {
+            Self::Rotated { analysis, .. } | Self::Canvas { analysis } => analysis,
+        };
+        let bright = f64::from(analysis.threshold) / DARK_SHARE * BRIGHT_SHARE;
+        let step = (b.width().max(b.height()) / 64).max(1);
+        let (mut scanned, mut border, mut paper) = (0usize, 0usize, 0usize);
+        for y in (b.y0..b.y1).step_by(step) {
+            for x in (b.x0..b.x1).step_by(step) {
+                let (cell, value) = self.sample(x, y);
+                scanned += usize::from(cell != Cell::Fill);
+                border += usize::from(cell == Cell::Border);
+                paper += usize::from(cell == Cell::Page && f64::from(value) >= bright);
+            }
+        }
+        let n = scanned.max(1) as f64;
+        (border as f64 / n, paper as f64 / n)
     }
 }
 
@@ -280,6 +325,36 @@ mod tests {
         );
         let wrong = Rotation::new(page.width() + 2, page.height(), 5.0).unwrap();
         assert!(find_content_box(canvas.view(), Some(&wrong)).is_err());
+    }
+
+    #[test]
+    fn dark_content_at_the_edges_is_not_border() {
+        // Light letters on a dark sign: the dark area reaches every edge, but it is content.
+        let (w, h) = (362, 78);
+        let sign: Vec<u8> = (0..w * h)
+            .map(|i| {
+                let (x, y) = (i % w, i / w);
+                let stroke = (15..65).contains(&y) && (20..340).contains(&x) && x % 40 < 14;
+                let bar = (35..43).contains(&y) && (20..340).contains(&x);
+                if stroke || bar {
+                    215
+                } else {
+                    55
+                }
+            })
+            .collect();
+        let image = Image::new(&sign, w, h, 1).unwrap();
+        assert_eq!(find_content_box(image, None).unwrap(), CropBox::full(w, h));
+        // A photo-like gradient from white to black.
+        let (w, h) = (200, 200);
+        let photo: Vec<u8> = (0..w * h)
+            .map(|i| {
+                let (x, y) = ((i % w) as f64, (i / w) as f64);
+                (255.0 - 1.1 * (x - 40.0).hypot(y - 40.0)).clamp(0.0, 255.0) as u8
+            })
+            .collect();
+        let image = Image::new(&photo, w, h, 1).unwrap();
+        assert_eq!(find_content_box(image, None).unwrap(), CropBox::full(w, h));
     }
 
     proptest! {

@@ -1,17 +1,26 @@
-//! The clean-up stage in one call: skew estimate, rotation, border crop and thumbnail.
+//! The whole clean-up chain in one call: skew, orientation, border crop, rotation, Sauvola
+//! binarisation, despeckle, seals, blank page, quality metrics, thumbnail and perceptual hash.
 //!
-//! Full-resolution passes: one to reduce the page for analysis, one to render the kept part of
-//! the deskewed page (nothing outside the crop box is computed), a few lines near the crop
-//! edges, one for the thumbnail and, for colour pages, one to extract the red channel for OCR.
+//! Full-resolution passes over a grey page: one to reduce it for analysis; one to render the
+//! kept part of the deskewed page, summing the Sauvola block statistics of each band of rows
+//! while it is in cache (for colour pages, also taking the OCR channel: luma, red in seals);
+//! one to threshold it, collecting the runs of black pixels on the way; one for the thumbnail
+//! and one to count the ink of the bilevel page for the perceptual hash. Components,
+//! orientation, despeckle, punched holes, blank page and metrics work on the runs and the
+//! reduced page. A page found upside down is turned by reversing its buffers; a page whose
+//! lines run down is turned a quarter (exactly) and measured again, which costs a second pass
+//! for those pages.
 
-use crate::analysis::{channel_at, Analysis};
-use crate::border::{self, BorderMap};
+use crate::binarise::Sauvola;
+use crate::despeckle::{erase, find_specks, Despeckle};
 use crate::error::KernelError;
-use crate::geometry::{round, CropBox, Rotation};
-use crate::grey::red_channel;
+use crate::holes;
 use crate::image::{Image, ImageBuf};
-use crate::rotate::{self, check_threads};
-use crate::skew::{self, check_max_skew, DEFAULT_MAX_SKEW_DEG};
+use crate::quality::{self, Flags, Metrics};
+use crate::report::{self, Report};
+use crate::skew::{check_max_skew, DEFAULT_MAX_SKEW_DEG};
+use crate::stage::{measure, Measured};
+use crate::threads::{check_threads, with_pool};
 use crate::thumbnail::{thumbnail, DEFAULT_THUMBNAIL_SIDE};
 
 /// Skew estimates smaller than this (in degrees) are not corrected.
@@ -26,8 +35,23 @@ pub struct CleanOptions {
     pub thumbnail_max_side: usize,
     /// Skew search range, degrees either side of level.
     pub max_skew_deg: f64,
-    /// Worker threads for the rotation (1 = the calling thread only).
+    /// Worker threads (1 = the calling thread only).
     pub threads: usize,
+    /// Resolution of the scan when known; otherwise estimated from the page size (A4).
+    pub dpi: Option<f64>,
+    /// Sauvola window in pixels; `None`: about 4 mm at the page's resolution.
+    pub sauvola_window: Option<usize>,
+    /// Sauvola sensitivity.
+    pub sauvola_k: f64,
+    /// Largest speck removed, pixels; `None`: about 0.6 mm across at the page's resolution.
+    pub speck_max_area: Option<usize>,
+    /// Specks this close to a larger mark are kept, pixels; `None`: about 2 mm.
+    pub speck_keep_radius: Option<usize>,
+    /// Detect and correct quarter-turn orientation (upside-down and sideways pages).
+    pub orientation: bool,
+    /// Keep red seals in the bilevel copy as a 50% halftone (else they fade with the red
+    /// channel it is made from).
+    pub seal_halftone: bool,
 }
 
 impl Default for CleanOptions {
@@ -36,228 +60,207 @@ impl Default for CleanOptions {
             thumbnail_max_side: DEFAULT_THUMBNAIL_SIDE,
             max_skew_deg: DEFAULT_MAX_SKEW_DEG,
             threads: 1,
+            dpi: None,
+            sauvola_window: None,
+            sauvola_k: crate::binarise::DEFAULT_K,
+            speck_max_area: None,
+            speck_keep_radius: None,
+            orientation: true,
+            seal_halftone: true,
         }
+    }
+}
+
+impl CleanOptions {
+    fn check(&self) -> Result<(), KernelError> {
+        check_max_skew(self.max_skew_deg)?;
+        check_threads(self.threads)?;
+        if self.thumbnail_max_side == 0 {
+            return Err(KernelError::Argument(
+                "thumbnail max side must be at least 1".to_owned(),
+            ));
+        }
+        if let Some(dpi) = self.dpi {
+            if !(dpi.is_finite() && (10.0..=10_000.0).contains(&dpi)) {
+                return Err(KernelError::Argument(format!(
+                    "dpi must be between 10 and 10000, got {dpi}"
+                )));
+            }
+        }
+        let window = self
+            .sauvola_window
+            .unwrap_or(crate::binarise::DEFAULT_WINDOW);
+        Sauvola {
+            window,
+            k: self.sauvola_k,
+        }
+        .check()?;
+        Despeckle {
+            max_area: 0,
+            keep_radius: self.speck_keep_radius.unwrap_or(1),
+        }
+        .check()
     }
 }
 
 /// Result of [`clean_page`].
 #[derive(Clone, Debug)]
 pub struct CleanedPage {
-    /// Deskewed and cropped page, same channels as the input.
+    /// Upright, deskewed and cropped page, same channels as the input.
     pub image: ImageBuf,
-    /// Red channel of `image` for colour pages; `None` for grey pages, whose OCR input is
+    /// OCR input of colour pages: the luma of `image`, and its red channel inside the seal boxes
+    /// (OCR reads the text under a seal, not the seal); `None` for grey pages, whose OCR input is
     /// `image` itself.
     pub ocr_input: Option<ImageBuf>,
+    /// Sauvola-binarised, despeckled OCR channel (0 = black, 255 = white).
+    pub bilevel: ImageBuf,
     /// `image` shrunk so that its long side is at most the configured bound.
     pub thumbnail: ImageBuf,
-    /// Counter-clockwise rotation applied, degrees (0 when the estimate was too small or too
-    /// uncertain to apply).
-    pub deskew_deg: f64,
-    /// Confidence of the skew estimate, 0..=1.
-    pub skew_confidence: f64,
-    /// Kept region of the deskewed canvas.
-    pub crop_box: CropBox,
-    /// Share of the scanned page's area that the crop removed.
-    pub border_share: f64,
+    pub report: Report,
 }
 
 /// Cleans one scanned page.
 pub fn clean_page(image: Image<'_>, options: &CleanOptions) -> Result<CleanedPage, KernelError> {
-    check_max_skew(options.max_skew_deg)?;
-    check_threads(options.threads)?;
-    if options.thumbnail_max_side == 0 {
-        return Err(KernelError::Argument(
-            "thumbnail max side must be at least 1".to_owned(),
-        ));
+    options.check()?;
+    with_pool(options.threads, || clean(image, options))
+}
+
+fn clean(image: Image<'_>, options: &CleanOptions) -> Result<CleanedPage, KernelError> {
+    let first = measure(image, options)?;
+    if options.orientation && first.st.evidence.sideways() {
+        // The lines run down the page: turn it a quarter (exactly), measure again, and keep the
+        // turn if the lines then run along the rows.
+        let turned = crate::quarter::rotate_quarter(image, 1);
+        let second = measure(turned.view(), options)?;
+        if !second.st.evidence.sideways() {
+            return finish(turned.view(), second, 90, options);
+        }
     }
-    let (w, h) = (image.width(), image.height());
-    let analysis = Analysis::new(image);
-    let skew = skew::estimate(&analysis, options.max_skew_deg);
-    let apply = skew.confidence >= MIN_CONFIDENCE && skew.angle_deg.abs() >= MIN_CORRECTION_DEG;
-    let deskew_deg = if apply { skew.angle_deg } else { 0.0 };
-    let rotation = Rotation::new(w, h, deskew_deg)?;
-    let cells = BorderMap::Rotated {
-        analysis: &analysis,
-        rotation: &rotation,
+    finish(image, first, 0, options)
+}
+
+/// Everything after the geometry: up or down, despeckle, holes, seals, blank page, metrics,
+/// thumbnail and hash. `image` has been turned by `quarter` degrees already.
+fn finish(
+    image: Image<'_>,
+    measured: Measured,
+    quarter: u32,
+    options: &CleanOptions,
+) -> Result<CleanedPage, KernelError> {
+    let Measured {
+        analysis,
+        colour,
+        skew,
+        deskew_deg,
+        mut st,
+    } = measured;
+    let (w, h) = (st.crop.width(), st.crop.height());
+    let plane = analysis.plane.view();
+    let (paper, ink, mean) = quality::levels(plane.data(), &analysis.border, analysis.threshold);
+    let ocr_plane = st.ocr.as_ref().unwrap_or(&st.page).view();
+    let sharpness = quality::sharpness(ocr_plane.data(), &st.binarised.runs, paper - ink);
+    let blur_mm = quality::blur_mm(sharpness, st.dpi);
+    // Punctuation on a badly blurred page is no evidence: such a page is left as it is.
+    let flip =
+        options.orientation && st.evidence.upside_down() && blur_mm <= quality::limits::BLURRY_MM;
+    let orientation_deg = if flip { quarter + 180 } else { quarter };
+
+    let scaled = Despeckle::for_dpi(st.dpi);
+    let despeckle = Despeckle {
+        max_area: options.speck_max_area.unwrap_or(scaled.max_area),
+        keep_radius: options.speck_keep_radius.unwrap_or(scaled.keep_radius),
+    };
+    let runs = &st.binarised.runs;
+    let mut specks = find_specks(runs, &st.comps, &despeckle);
+    let ocr_plane = st.ocr.as_ref().unwrap_or(&st.page).view();
+    let holes = holes::find_holes(&st.comps, ocr_plane.data(), w, analysis.threshold, st.dpi);
+    holes::mark_inside(&holes, &st.comps, &mut specks);
+    erase(st.binarised.bilevel.data_mut(), runs, &st.comps, &specks);
+    for hole in &holes {
+        holes::paint(hole, &mut st.page);
+        if let Some(ocr) = st.ocr.as_mut() {
+            holes::paint(hole, ocr);
+        }
+        holes::whiten(hole, &mut st.binarised.bilevel);
     }
-    .content_box();
-    let crop = border::refine(
-        cells,
-        analysis.factor,
-        rotation.dst_size(),
-        analysis.threshold,
-        |x, y| {
-            let (sx, sy) = rotation.page_point(x as f64, y as f64)?;
-            let (sx, sy) = (round(sx).max(0) as usize, round(sy).max(0) as usize);
-            Some(channel_at(image, sx.min(w - 1), sy.min(h - 1)))
-        },
+
+    let black: u64 = st
+        .comps
+        .list
+        .iter()
+        .zip(&specks)
+        .filter(|(_, &s)| !s)
+        .map(|(c, _)| u64::from(c.area))
+        .sum();
+    let content = quality::content_ink(&st.comps, &specks, paper, (w, h));
+    let seal_boxes = std::mem::take(&mut st.seals);
+    if options.seal_halftone {
+        crate::seal::halftone(&st.page, &mut st.binarised.bilevel, &seal_boxes);
+    }
+    let area = (w * h) as f64;
+    let blank = (content as f64) < quality::limits::BLANK_INK * area && seal_boxes.is_empty();
+    let metrics = Metrics {
+        sharpness,
+        blur_mm,
+        contrast: (paper - ink) / 255.0,
+        brightness: mean / 255.0,
+        paper_level: paper / 255.0,
+        skew_deg: skew.angle_deg,
+        residual_skew_deg: skew.angle_deg - deskew_deg,
+        effective_dpi: st.dpi,
+        border_share: (1.0
+            - st.rotation.page_area_in(st.crop) / (image.width() * image.height()) as f64)
+            .clamp(0.0, 1.0),
+        ink_coverage: black as f64 / area,
+        colour_share: colour.as_ref().map_or(0.0, |c| c.colour_share),
+    };
+    let flags = report::flags(
+        &metrics,
+        &skew,
+        orientation_deg,
+        blank,
+        !seal_boxes.is_empty(),
     );
-    let page = rotate::render(image, &rotation, crop, options.threads)?;
-    let ocr_input = image.is_colour().then(|| red_channel(page.view()));
-    let thumbnail = thumbnail(page.view(), options.thumbnail_max_side)?;
-    let border_share = (1.0 - rotation.page_area_in(crop) / (w * h) as f64).clamp(0.0, 1.0);
+
+    let mut page = st.page;
+    let mut ocr_input = st.ocr;
+    let mut bilevel = st.binarised.bilevel;
+    let (mut crop, mut seal_boxes) = (st.crop, seal_boxes);
+    if flip {
+        crate::quarter::turn_half(&mut page);
+        if let Some(o) = ocr_input.as_mut() {
+            crate::quarter::turn_half(o);
+        }
+        crate::quarter::turn_half(&mut bilevel);
+        let (cw, ch) = st.rotation.dst_size();
+        crop = report::mirror(crop, cw, ch);
+        for b in &mut seal_boxes {
+            *b = report::mirror(*b, w, h);
+        }
+    }
+    let thumb = thumbnail(page.view(), options.thumbnail_max_side)?;
+    let phash = crate::phash::phash_bilevel(bilevel.view().data(), bilevel.width());
+    let report = Report {
+        deskew_deg,
+        skew_confidence: skew.confidence,
+        orientation_deg,
+        orientation_confidence: st.evidence.confidence(),
+        crop_box: crop,
+        seal_boxes,
+        blank,
+        phash,
+        metrics,
+        flags: Flags(flags),
+    };
     Ok(CleanedPage {
         image: page,
         ocr_input,
-        thumbnail,
-        deskew_deg,
-        skew_confidence: skew.confidence,
-        crop_box: crop,
-        border_share,
+        bilevel,
+        thumbnail: thumb,
+        report,
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testpage::{skewed_text_page, TextPage};
-    use proptest::prelude::*;
-
-    #[test]
-    fn straightens_and_crops_a_sheet_on_the_scanner_bed() {
-        let spec = TextPage {
-            angle_deg: 3.0,
-            bed: 50,
-            ..TextPage::default()
-        };
-        let page = skewed_text_page(&spec);
-        let cleaned = clean_page(page.view(), &CleanOptions::default()).unwrap();
-        assert!(
-            (cleaned.deskew_deg - 3.0).abs() < 0.1,
-            "{}",
-            cleaned.deskew_deg
-        );
-        assert!(cleaned.skew_confidence > 0.5);
-        assert!(cleaned.ocr_input.is_none());
-        // The sheet, in canvas coordinates, is the page rectangle less the bed.
-        let (cw, ch) = Rotation::new(spec.width, spec.height, cleaned.deskew_deg)
-            .unwrap()
-            .dst_size();
-        let (ox, oy) = ((cw - spec.width) / 2, (ch - spec.height) / 2);
-        let sheet = CropBox {
-            x0: ox + spec.bed,
-            y0: oy + spec.bed,
-            x1: ox + spec.width - spec.bed,
-            y1: oy + spec.height - spec.bed,
-        };
-        let b = cleaned.crop_box;
-        for (got, want) in [(b.x0, sheet.x0), (b.y0, sheet.y0)] {
-            assert!(
-                got <= want + 1 && got + 4 >= want,
-                "{b:?} vs sheet {sheet:?}"
-            );
-        }
-        for (got, want) in [(b.x1, sheet.x1), (b.y1, sheet.y1)] {
-            assert!(
-                got + 1 >= want && got <= want + 4,
-                "{b:?} vs sheet {sheet:?}"
-            );
-        }
-        assert_eq!(
-            (cleaned.image.width(), cleaned.image.height()),
-            (b.width(), b.height())
-        );
-        let kept = (sheet.width() * sheet.height()) as f64 / (spec.width * spec.height) as f64;
-        assert!(
-            (cleaned.border_share - (1.0 - kept)).abs() < 0.01,
-            "{}",
-            cleaned.border_share
-        );
-        assert!(cleaned.thumbnail.width().max(cleaned.thumbnail.height()) <= 320);
-    }
-
-    #[test]
-    fn scan_edge_strips_are_trimmed() {
-        let spec = TextPage {
-            angle_deg: -1.0,
-            border: 40,
-            ..TextPage::default()
-        };
-        let page = skewed_text_page(&spec);
-        let cleaned = clean_page(page.view(), &CleanOptions::default()).unwrap();
-        let (cw, ch) = Rotation::new(spec.width, spec.height, cleaned.deskew_deg)
-            .unwrap()
-            .dst_size();
-        let b = cleaned.crop_box;
-        // The strips tilt by the deskew: the crop lies between their inner and outer edges.
-        let (ox, oy) = ((cw - spec.width) / 2, (ch - spec.height) / 2);
-        assert!(b.x0 > ox && b.x0 < ox + 60, "{b:?}");
-        assert!(b.y0 > oy && b.y0 < oy + 60, "{b:?}");
-        assert!(b.x1 < cw - ox && b.x1 + 60 > cw - ox, "{b:?}");
-        assert!(b.y1 < ch - oy && b.y1 + 60 > ch - oy, "{b:?}");
-    }
-
-    #[test]
-    fn clean_page_without_border_keeps_everything() {
-        let page = skewed_text_page(&TextPage::default());
-        let cleaned = clean_page(page.view(), &CleanOptions::default()).unwrap();
-        assert_eq!(cleaned.deskew_deg, 0.0);
-        assert_eq!(cleaned.crop_box, CropBox::full(page.width(), page.height()));
-        assert_eq!(cleaned.image, page);
-        assert_eq!(cleaned.border_share, 0.0);
-    }
-
-    #[test]
-    fn colour_pages_get_a_red_ocr_channel() {
-        let grey = skewed_text_page(&TextPage::default());
-        let bgr: Vec<u8> = grey
-            .view()
-            .data()
-            .iter()
-            .flat_map(|&v| [v, v / 2, v])
-            .collect();
-        let page = ImageBuf::from_vec(bgr, grey.width(), grey.height(), 3).unwrap();
-        let cleaned = clean_page(page.view(), &CleanOptions::default()).unwrap();
-        assert_eq!(cleaned.image.channels(), 3);
-        assert_eq!(
-            cleaned.ocr_input.unwrap(),
-            red_channel(cleaned.image.view())
-        );
-    }
-
-    #[test]
-    fn rejects_bad_options() {
-        let page = ImageBuf::filled(8, 8, 1, 255);
-        for options in [
-            CleanOptions {
-                max_skew_deg: 0.0,
-                ..CleanOptions::default()
-            },
-            CleanOptions {
-                threads: 0,
-                ..CleanOptions::default()
-            },
-            CleanOptions {
-                thumbnail_max_side: 0,
-                ..CleanOptions::default()
-            },
-        ] {
-            assert!(matches!(
-                clean_page(page.view(), &options),
-                Err(KernelError::Argument(_))
-            ));
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(96))]
-        #[test]
-        fn any_small_page_is_cleaned(w in 1usize..70, h in 1usize..70, colour in any::<bool>(),
-                                     seed in any::<u64>()) {
-            let c = if colour { 3 } else { 1 };
-            let mut state = seed | 1;
-            let data = (0..w * h * c).map(|_| {
-                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-                if state % 3 == 0 { (state >> 8) as u8 } else { 255 }
-            }).collect();
-            let page = ImageBuf::from_vec(data, w, h, c).unwrap();
-            let cleaned = clean_page(page.view(), &CleanOptions::default()).unwrap();
-            let b = cleaned.crop_box;
-            let (cw, ch) = Rotation::new(w, h, cleaned.deskew_deg).unwrap().dst_size();
-            prop_assert!(b.x0 < b.x1 && b.x1 <= cw && b.y0 < b.y1 && b.y1 <= ch);
-            prop_assert_eq!((cleaned.image.width(), cleaned.image.height()), (b.width(), b.height()));
-            prop_assert!((0.0..=1.0).contains(&cleaned.border_share));
-            prop_assert!((0.0..=1.0).contains(&cleaned.skew_confidence));
-        }
-    }
-}
+#[path = "clean_tests.rs"]
+mod tests;

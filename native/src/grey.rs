@@ -2,6 +2,7 @@
 //! colour pages (red seals and stamps turn light in it while black text stays dark).
 
 use crate::image::{Image, ImageBuf};
+use multiversion::multiversion;
 
 /// ITU-R BT.601 luma weights in 14-bit fixed point, the ones OpenCV's `COLOR_BGR2GRAY` uses.
 const LUMA_B: u32 = 1868;
@@ -23,10 +24,16 @@ pub fn to_grey(image: Image<'_>) -> ImageBuf {
         return ImageBuf::copy_of(image);
     }
     let mut out = ImageBuf::filled(image.width(), image.height(), 1, 0);
-    for (dst, px) in out.data_mut().iter_mut().zip(image.data().chunks_exact(3)) {
+    luma_rows(image.data(), out.data_mut());
+    out
+}
+
+/// Luma of BGR rows (`bgr` holds three bytes per pixel of `out`).
+#[multiversion(targets("x86_64+avx2"))]
+pub(crate) fn luma_rows(bgr: &[u8], out: &mut [u8]) {
+    for (dst, px) in out.iter_mut().zip(bgr.chunks_exact(3)) {
         *dst = luma(px[0], px[1], px[2]);
     }
-    out
 }
 
 /// The red channel of a BGR page; a grey page is copied unchanged.

@@ -15,6 +15,9 @@ pub(crate) struct TextPage {
     /// Margin of dark scanner bed between the (skewed) sheet and the scan edges, in pixels.
     pub bed: usize,
     pub seed: u64,
+    /// Words are rows of square characters, every fourth followed by a full stop at the
+    /// bottom of the line (so that orientation can be told).
+    pub full_stops: bool,
 }
 
 impl Default for TextPage {
@@ -26,6 +29,7 @@ impl Default for TextPage {
             border: 0,
             bed: 0,
             seed: 7,
+            full_stops: false,
         }
     }
 }
@@ -90,7 +94,16 @@ pub(crate) fn skewed_text_page(spec: &TextPage) -> ImageBuf {
             if line >= lines || v - line as f64 * LINE_PITCH >= LINE_HEIGHT {
                 continue;
             }
-            if words[line].iter().any(|&(a, b)| u >= a && u < b) {
+            let in_line = v - line as f64 * LINE_PITCH;
+            let ink = words[line].iter().enumerate().any(|(k, &(a, b))| {
+                if !spec.full_stops {
+                    return u >= a && u < b;
+                }
+                let char_cell = u >= a && u < b && (u - a) % 15.0 < LINE_HEIGHT;
+                let stop = k % 4 == 3 && u >= b + 3.0 && u < b + 6.0 && in_line >= 9.0;
+                char_cell || stop
+            });
+            if ink {
                 *px = 30;
             }
         }

@@ -4,6 +4,7 @@
 
 use crate::error::KernelError;
 use crate::image::{Image, ImageBuf};
+use multiversion::multiversion;
 
 /// Default bound on the long side of a thumbnail.
 pub const DEFAULT_THUMBNAIL_SIDE: usize = 320;
@@ -57,7 +58,8 @@ fn spans(src: usize, dst: usize) -> (Vec<Span>, f32) {
 /// Area-averaging resize to `out_w x out_h` (both at most the source size). Per output row, the
 /// fully covered source rows are summed as integers, the partly covered ones (at most two) are
 /// weighted in floating point; then each output pixel sums its columns.
-fn area_resize(image: Image<'_>, out_w: usize, out_h: usize) -> ImageBuf {
+#[multiversion(targets("x86_64+avx2"))]
+pub(crate) fn area_resize(image: Image<'_>, out_w: usize, out_h: usize) -> ImageBuf {
     let c = image.channels();
     let ((rows, full), (cols, _)) = (spans(image.height(), out_h), spans(image.width(), out_w));
     let mut out = ImageBuf::filled(out_w, out_h, c, 0);
