@@ -119,6 +119,7 @@ def throughput(root: Path, src: Path, docs: list, settle: float) -> dict[str, fl
     time.sleep(3)  # let workers load their models before the clock starts
     t0 = time.time()
     for d in docs:
+        os.utime(src / d.filename)
         os.replace(src / d.filename, inbox / d.filename)
     _wait(data, len(docs))
     rss.stop_flag.set()
@@ -146,6 +147,7 @@ def latency(root: Path, src: Path, docs: list, rate: float, settle: float) -> di
     rss.start()
     time.sleep(3)
     for d in docs:  # a steady stream: each document's pages at `rate` pages per minute
+        os.utime(src / d.filename)  # a scanner writes the file as it lands: mtime = landing time
         os.replace(src / d.filename, inbox / d.filename)
         time.sleep(len(d.pages) * 60.0 / rate)
     _wait(data, len(docs))
@@ -188,9 +190,9 @@ def main() -> None:
         f"latency at {lat['rate_pages_per_min']} pages/min: p50 {lat['p50_s']} s, p95 {lat['p95_s']} s, "
         f"max {lat['max_s']} s (target p95 < 10 s)"
     )
-    print(
-        f"peak RSS of the whole appliance: {max(t['peak_rss_mb'], lat['peak_rss_mb'])} MB (target < 1536 MB)"
-    )
+    pss = max(t["peak_pss_mb"], lat["peak_pss_mb"])
+    rss_sum = max(t["peak_rss_sum_mb"], lat["peak_rss_sum_mb"])
+    print(f"peak memory of the whole appliance: {pss} MB PSS (target < 1536 MB); plain RSS sum {rss_sum} MB")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
 
