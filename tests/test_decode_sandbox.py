@@ -216,18 +216,26 @@ def test_cpu_limit(big_png: Path, scratch: Path) -> None:
     assert list(scratch.iterdir()) == []
 
 
-def test_child_limits_and_sigkill(big_png: Path, scratch: Path) -> None:
-    limits = LIMITS.model_copy(update={"memory_mb": 2048, "cpu_seconds": 50, "timeout_seconds": 60})
+def decode_in_background(
+    path: Path, limits: DecodeLimits, scratch: Path
+) -> tuple[threading.Thread, dict[str, BaseException]]:
+    """Start a sandboxed decode in a thread; the error it ends with lands in result["error"]."""
     result: dict[str, BaseException] = {}
 
     def run() -> None:
         try:
-            decode_sandboxed(big_png, limits, scratch)
+            decode_sandboxed(path, limits, scratch)
         except BaseException as e:
             result["error"] = e
 
     worker = threading.Thread(target=run)
     worker.start()
+    return worker, result
+
+
+def test_child_limits_and_sigkill(big_png: Path, scratch: Path) -> None:
+    limits = LIMITS.model_copy(update={"memory_mb": 2048, "cpu_seconds": 50, "timeout_seconds": 60})
+    worker, result = decode_in_background(big_png, limits, scratch)
     child = decoder_child()
     try:
         deadline = time.monotonic() + 10
@@ -256,16 +264,7 @@ def test_a_dead_zygote_is_replaced(tmp_path: Path, scratch: Path, big_png: Path)
     page.path.unlink()
     assert zygote().pid != first.pid
     # the zygote dying in the middle of a decode: the decode fails, its child dies with it
-    result: dict[str, BaseException] = {}
-
-    def run() -> None:
-        try:
-            decode_sandboxed(big_png, LIMITS, scratch)
-        except BaseException as e:
-            result["error"] = e
-
-    worker = threading.Thread(target=run)
-    worker.start()
+    worker, result = decode_in_background(big_png, LIMITS, scratch)
     child = decoder_child()
     zygote().kill()
     worker.join(30)
