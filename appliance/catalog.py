@@ -13,30 +13,46 @@ from pathlib import Path
 
 import sqlite_utils
 
+from appliance.audit import AUDIT_SCHEMA
 from appliance.errors import DataDirError
 from appliance.settings import StoreSettings
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-# Upgrades from each version to the next, applied in order inside one transaction.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    # v2: the bilevel (Sauvola + despeckle) archive/access copy of each page.
-    1: ("ALTER TABLE pages ADD COLUMN bilevel_blob TEXT",),
-}
+# Catalogs of versions 1-2 were written by development builds that kept OCR text and names in
+# plaintext; they cannot be upgraded in place (see :func:`migrate`).
+_FIRST_SUPPORTED = 3
+_MIGRATIONS: dict[int, tuple[str, ...]] = {}
 
+# Nothing personal is stored in plaintext: names, OCR text and metadata are AES-256-GCM
+# ciphertext (``*_ct`` columns, see appliance.envelope) and page images are encrypted blobs.
+# Plaintext is operational only: ids, times, states, counts, sizes, geometry, hashes of
+# ciphertext and keyed (HMAC) fingerprints.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- One data key (DEK) per file handed to the box; the record made from it uses the same key.
+-- 'audit' is the key of sealed audit details.
+CREATE TABLE IF NOT EXISTS deks (
+    id             TEXT PRIMARY KEY,
+    kek_id         TEXT NOT NULL,          -- which hall key wraps it
+    wrapped        BLOB,                   -- NULL once shredded
+    sealed         BLOB,                   -- HPKE to the archive key; NULL once shredded
+    archive_key_id TEXT,
+    created_at     REAL NOT NULL,
+    shredded_at    REAL
+);
+CREATE INDEX IF NOT EXISTS deks_kek ON deks(kek_id);
+
 -- The durable job queue. One row per file handed to the box (drop folder or `hall ingest`).
 CREATE TABLE IF NOT EXISTS jobs (
     id            TEXT PRIMARY KEY,
     counter       TEXT NOT NULL,
-    original_name TEXT NOT NULL,          -- display-safe name (control/bidi chars escaped)
-    name_bytes    TEXT NOT NULL,          -- hex of the raw name bytes, for fidelity
+    name_ct       BLOB NOT NULL,          -- encrypted {"display": ..., "raw": hex of the name bytes}
     source        TEXT NOT NULL,          -- 'drop' | 'cli' | 'recovered'
-    sha256        TEXT,                   -- of the original bytes; NULL for non-files (FIFO, link)
+    fingerprint   TEXT,                   -- keyed HMAC-SHA256 of the bytes; NULL for non-files
     size          INTEGER,
     spool_path    TEXT,
     state         TEXT NOT NULL CHECK (state IN
@@ -53,19 +69,39 @@ CREATE TABLE IF NOT EXISTS jobs (
     worker        TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, received_at);
-CREATE INDEX IF NOT EXISTS jobs_sha ON jobs(sha256);
+CREATE INDEX IF NOT EXISTS jobs_fp ON jobs(fingerprint);
 
 CREATE TABLE IF NOT EXISTS records (
     id            TEXT PRIMARY KEY,
     job_id        TEXT NOT NULL UNIQUE REFERENCES jobs(id),
-    sha256        TEXT NOT NULL UNIQUE,   -- of the master bytes: one record per distinct file
+    dek_id        TEXT NOT NULL REFERENCES deks(id),
+    fingerprint   TEXT NOT NULL UNIQUE,   -- keyed hash of the master bytes: one record per file
     counter       TEXT NOT NULL,
-    original_name TEXT NOT NULL,
     format        TEXT NOT NULL,
     size          INTEGER NOT NULL,
     page_count    INTEGER NOT NULL,
-    master_blob   TEXT NOT NULL,
-    created_at    REAL NOT NULL
+    master_blob   TEXT NOT NULL,          -- sha256 of the master ciphertext
+    created_at    REAL NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'draft' CHECK (status IN
+                      ('draft','confirmed','transferred','shredded')),
+    meta_ct       BLOB,                   -- encrypted DA/T 46 metadata (JSON)
+    meta_version  INTEGER NOT NULL DEFAULT 0,
+    suggest_ct    BLOB,                   -- encrypted OCR suggestions (JSON)
+    code_token    TEXT UNIQUE,            -- blind index of the archival code (档号)
+    code_prefix   TEXT,                   -- numbering sequence the 档号 came from
+    code_item     INTEGER,                -- its item number in that sequence
+    updated_at    REAL,
+    confirmed_at  REAL,
+    confirmed_by  TEXT,
+    shredded_at   REAL,
+    UNIQUE (code_prefix, code_item)
+);
+CREATE INDEX IF NOT EXISTS records_status ON records(status, created_at);
+
+-- Gap-free 档号 item numbers: one row per (全宗-门类·年度-保管期限-机构) sequence.
+CREATE TABLE IF NOT EXISTS code_sequences (
+    prefix     TEXT PRIMARY KEY,
+    last_item  INTEGER NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS pages (
@@ -79,27 +115,36 @@ CREATE TABLE IF NOT EXISTS pages (
     source        TEXT NOT NULL,
     cleaned_blob  TEXT NOT NULL,
     thumb_blob    TEXT NOT NULL,
-    bilevel_blob  TEXT,                   -- NULL for pages stored before v2
-    clean_report  TEXT NOT NULL,          -- JSON: what each clean-up step did
+    bilevel_blob  TEXT NOT NULL,
+    clean_report  TEXT NOT NULL,          -- JSON: what each clean-up step did (geometry, metrics)
     orientation   INTEGER NOT NULL DEFAULT 0,
     ocr_engine    TEXT NOT NULL,
     ocr_ms        REAL NOT NULL,
-    text          TEXT NOT NULL,
+    line_count    INTEGER NOT NULL,
+    mean_conf     REAL,
+    ocr_ct        BLOB NOT NULL,          -- encrypted {"text", "lines": [{text, box, confidence}]}
     PRIMARY KEY (record_id, idx)
 );
 
-CREATE TABLE IF NOT EXISTS ocr_lines (
-    record_id   TEXT NOT NULL,
-    page_idx    INTEGER NOT NULL,
-    idx         INTEGER NOT NULL,
-    text        TEXT NOT NULL,
-    box         TEXT NOT NULL,            -- JSON [[x,y] x 4] in cleaned-page pixels
-    confidence  REAL NOT NULL,
-    PRIMARY KEY (record_id, page_idx, idx),
-    FOREIGN KEY (record_id, page_idx) REFERENCES pages(record_id, idx)
+-- Exact-match blind indexes (ID number, phone, applicant name, 档号): HMAC tokens only.
+CREATE TABLE IF NOT EXISTS exact_index (
+    kind       TEXT NOT NULL,
+    token      TEXT NOT NULL,
+    record_id  TEXT NOT NULL,
+    PRIMARY KEY (kind, token, record_id)
+);
+CREATE INDEX IF NOT EXISTS exact_index_record ON exact_index(record_id);
+
+-- Full-text blind index: contentless FTS5 over HMAC tokens; search_docs maps its rowids.
+CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(seq, uni, whole, content='');
+CREATE TABLE IF NOT EXISTS search_docs (
+    rowid      INTEGER PRIMARY KEY,
+    record_id  TEXT NOT NULL,
+    part       TEXT NOT NULL,             -- 'meta' or 'page:<idx>'
+    UNIQUE (record_id, part)
 );
 
--- PREMIS-style processing history.
+-- PREMIS-style processing history. ``detail`` is operational JSON (never personal data).
 CREATE TABLE IF NOT EXISTS events (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id     TEXT NOT NULL,
@@ -108,6 +153,7 @@ CREATE TABLE IF NOT EXISTS events (
     at         REAL NOT NULL,
     type       TEXT NOT NULL,
     outcome    TEXT NOT NULL,
+    agent      TEXT,
     detail     TEXT NOT NULL             -- JSON
 );
 CREATE INDEX IF NOT EXISTS events_record ON events(record_id);
@@ -117,7 +163,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
     job_id       TEXT PRIMARY KEY REFERENCES jobs(id),
     reason_code  TEXT NOT NULL,
     reason       TEXT NOT NULL,
-    path         TEXT,                   -- where the bytes are kept (NULL when nothing to keep)
+    path         TEXT,                   -- where the (encrypted) bytes are kept; NULL if nothing
     at           REAL NOT NULL
 );
 """
@@ -148,6 +194,8 @@ def connect(path: Path, settings: StoreSettings, *, handed_over: bool = False) -
     conn.execute(f"PRAGMA synchronous={settings.synchronous}")
     conn.execute(f"PRAGMA wal_autocheckpoint={settings.wal_autocheckpoint}")
     conn.execute("PRAGMA foreign_keys=ON")
+    # Deleted content (shredded keys, replaced metadata) is overwritten, not left in free pages.
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
 
 
@@ -174,13 +222,18 @@ def migrate(conn: sqlite3.Connection) -> None:
     """Create or upgrade the schema (idempotent)."""
     fresh = conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() is None
     if fresh:
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMA + AUDIT_SCHEMA)
     with transaction(conn):
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             return
         version = int(row[0])
+        if version < _FIRST_SUPPORTED:
+            raise DataDirError(
+                f"catalog schema version {version} comes from a development build that stored text "
+                "unencrypted; it cannot be upgraded. Move that data dir away and run `hall init`"
+            )
         if version > SCHEMA_VERSION:
             raise DataDirError(
                 f"catalog schema version {version} is newer than this software ({SCHEMA_VERSION}); "

@@ -73,10 +73,15 @@ def init(ctx: click.Context, hall_id: str | None, hall_name: str | None, force: 
     updates = {k: v for k, v in (("hall_id", hall_id), ("hall_name", hall_name)) if v is not None}
     if updates:
         settings = Settings.model_validate({**settings.model_dump(), **updates})
-    initialise(settings)
+    created = initialise(settings)
     if force or not settings.config_path.exists():
         atomic_write(settings.config_path, settings.to_toml().encode("utf-8"), mode=0o640)
     click.echo(f"data dir ready: {settings.data_dir}")
+    for path in created:
+        click.echo(f"  created key {path}")
+    click.echo(
+        f"  keys in {settings.keys_dir} (back them up with the recovery kit; never copy them to the replica)"
+    )
     for f in settings.drop_folders:
         click.echo(f"  drop folder for {f.counter}: {settings.drop_path(f)}")
 
@@ -189,11 +194,14 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def show(ctx: click.Context, record_id: str, as_json: bool) -> None:
     """A record's metadata, pages and OCR lines."""
+    from appliance.cli_store import actor
     from appliance.context import open_context
 
     app = open_context(_settings(ctx))
-    rec = app.store.get(record_id)
-    app.close()
+    try:
+        rec = app.store.get(record_id, actor=actor())
+    finally:
+        app.close()
     if as_json:
         _echo_json(rec)
         return
@@ -219,6 +227,15 @@ def demo(ctx: click.Context, count: int, interval: float, seed: int | None) -> N
     )
     click.echo(f"dropped {n} sample documents into {settings.drop_path(settings.drop_folders[0])}")
 
+
+def _register() -> None:
+    from appliance.cli_store import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register()
 
 if __name__ == "__main__":
     main()

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.auditor import Auditor
+from appliance.blindindex import BlindIndex
 from appliance.blobstore import FileBlobStore
-from appliance.catalog import connect, migrate
+from appliance.catalog import connect, migrate, transaction
 from appliance.errors import DataDirError
 from appliance.jobqueue import JobQueue
+from appliance.keyring import KeyRing
+from appliance.keys import FileKeySource, KeySource, generate_archive_keypair
 from appliance.records import RecordStore
 from appliance.settings import Settings
 from appliance.spool import Spool
@@ -23,8 +28,16 @@ class Context:
     spool: Spool
 
     @property
-    def conn(self):  # type: ignore[no-untyped-def]
+    def conn(self) -> sqlite3.Connection:
         return self.queue.conn
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self.store.keyring
+
+    @property
+    def audit(self) -> Auditor:
+        return self.store.audit
 
     def close(self) -> None:
         self.queue.conn.close()
@@ -41,20 +54,43 @@ def data_dirs(settings: Settings) -> list[Path]:
     ]
 
 
-def initialise(settings: Settings) -> None:
-    """Create the data directory layout and the catalog (idempotent)."""
+def key_source(settings: Settings) -> KeySource:
+    return FileKeySource(settings.keys_dir)
+
+
+def local_archive_key_path(settings: Settings) -> Path:
+    return settings.local_archive_dir / "keys" / "archive.x25519"
+
+
+def initialise(settings: Settings) -> list[str]:
+    """Create the data directory layout, the keys that are missing and the catalog (idempotent;
+    existing keys are never replaced). Without a pinned archive key, a local archive key pair is
+    made under ``local-archive/`` (embedded defaults: the whole flow on one machine). Returns
+    the key files created."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
     for d in data_dirs(settings):
         d.mkdir(parents=True, exist_ok=True)
+    keys = FileKeySource(settings.keys_dir)
+    archive_public = None
+    if not keys.archive_path.exists():
+        archive_public = generate_archive_keypair(local_archive_key_path(settings))
+    created = keys.create_missing(archive_public)
     conn = connect(settings.catalog_path, settings.store)
     try:
         migrate(conn)
+        keyring = KeyRing(keys, settings.hall_id)
+        with transaction(conn):
+            if conn.execute("SELECT 1 FROM meta WHERE key='kek_current'").fetchone() is None:
+                conn.execute("INSERT INTO meta(key, value) VALUES ('kek_current', ?)", (keys.kek_ids()[-1],))
+                conn.execute("INSERT INTO meta(key, value) VALUES ('appliance_id', ?)", (settings.hall_id,))
+            keyring.ensure_audit_key(conn)
     finally:
         conn.close()
+    return created
 
 
-def open_context(settings: Settings, *, handed_over: bool = False) -> Context:
+def open_context(settings: Settings, *, handed_over: bool = False, keys: KeySource | None = None) -> Context:
     if not settings.catalog_path.exists():
         raise DataDirError(
             f"{settings.data_dir} is not an initialised data dir (no {settings.catalog_path.name}); "
@@ -64,7 +100,20 @@ def open_context(settings: Settings, *, handed_over: bool = False) -> Context:
         d.mkdir(parents=True, exist_ok=True)
     conn = connect(settings.catalog_path, settings.store, handed_over=handed_over)
     migrate(conn)
-    queue = JobQueue(conn)
-    store = RecordStore(conn, FileBlobStore(settings.blob_dir), settings.quarantine_dir)
+    row = conn.execute("SELECT value FROM meta WHERE key='appliance_id'").fetchone()
+    if row is not None and row[0] != settings.hall_id:
+        conn.close()
+        raise DataDirError(
+            f"the catalog belongs to appliance {row[0]!r} but the settings say hall_id={settings.hall_id!r}; "
+            "its records are bound to the original id — restore hall_id in hall.toml"
+        )
+    source = keys or key_source(settings)
+    keyring = KeyRing(source, settings.hall_id)
+    index = BlindIndex(source.index_key())
+    auditor = Auditor(keyring, checkpoint_every=settings.keys.checkpoint_every)
+    queue = JobQueue(conn, keyring, auditor)
+    store = RecordStore(
+        conn, FileBlobStore(settings.blob_dir), settings.quarantine_dir, keyring, index, auditor
+    )
     spool = Spool(settings.spool_dir, settings.quarantine_dir, queue, store)
     return Context(settings, queue, store, spool)

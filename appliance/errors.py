@@ -136,3 +136,36 @@ class BlobCorrupted(StoreError):
     """A blob's content does not match its content address."""
 
     code = "blob_corrupted"
+
+
+# --- keys and encryption at rest --------------------------------------------------------------
+class KeyProblem(HallError):
+    """A key file is missing, has unsafe permissions, or holds something that is not a key.
+    The message always names the file and what to do."""
+
+    code = "key_problem"
+
+
+class KeyMissing(KeyProblem):
+    code = "key_missing"
+
+
+class KeyPermissions(KeyProblem):
+    code = "key_permissions"
+
+
+class KeyInvalid(KeyProblem):
+    code = "key_invalid"
+
+
+class DecryptionFailed(StoreError):
+    """Authenticated decryption failed: the ciphertext was altered, moved from another row or
+    record, or the key does not match. Never carries any plaintext."""
+
+    code = "decryption_failed"
+
+
+class RecordShredded(StoreError):
+    """The record's data key was destroyed (crypto-shredding): its content is gone for good."""
+
+    code = "record_shredded"

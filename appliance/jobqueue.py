@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.auditor import Auditor
 from appliance.catalog import transaction
+from appliance.errors import StoreError
+from appliance.keyring import KeyRing
 
 TERMINAL_STATES = ("stored", "quarantined", "duplicate")
 
@@ -24,9 +27,8 @@ TERMINAL_STATES = ("stored", "quarantined", "duplicate")
 class Job:
     id: str
     counter: str
-    original_name: str
     source: str
-    sha256: str | None
+    fingerprint: str | None  # keyed HMAC-SHA256 of the bytes (see BlindIndex.fingerprint)
     size: int | None
     spool_path: Path | None
     state: str
@@ -40,9 +42,8 @@ class Job:
         return cls(
             id=row["id"],
             counter=row["counter"],
-            original_name=row["original_name"],
             source=row["source"],
-            sha256=row["sha256"],
+            fingerprint=row["fingerprint"],
             size=row["size"],
             spool_path=Path(row["spool_path"]) if row["spool_path"] else None,
             state=row["state"],
@@ -60,7 +61,7 @@ class NewJob:
     original_name: str
     name_bytes: bytes
     source: str
-    sha256: str | None
+    fingerprint: str | None
     size: int | None
     spool_path: Path | None
     landed_at: float
@@ -87,10 +88,13 @@ def add_event(
     record_id: str | None = None,
     page_idx: int | None = None,
     at: float | None = None,
+    agent: str | None = None,
 ) -> None:
-    """Append a processing-history event (call inside the caller's transaction)."""
+    """Append a processing-history event (call inside the caller's transaction). ``detail`` is
+    stored in plaintext: operational values only, never names, numbers or text from a scan."""
     conn.execute(
-        "INSERT INTO events(job_id, record_id, page_idx, at, type, outcome, detail) VALUES (?,?,?,?,?,?,?)",
+        "INSERT INTO events(job_id, record_id, page_idx, at, type, outcome, agent, detail)"
+        " VALUES (?,?,?,?,?,?,?,?)",
         (
             job_id,
             record_id,
@@ -98,28 +102,40 @@ def add_event(
             time.time() if at is None else at,
             type_,
             outcome,
+            agent,
             json.dumps(detail or {}, ensure_ascii=False, sort_keys=True),
         ),
     )
 
 
+@dataclass(frozen=True)
+class JobName:
+    display: str  # display-safe (control/bidi characters escaped)
+    raw: bytes  # the name bytes exactly as the file system had them
+
+
 class JobQueue:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, keyring: KeyRing, audit: Auditor) -> None:
         self.conn = conn
+        self.keyring = keyring
+        self.audit = audit
 
     # --- producing ------------------------------------------------------------------------
     def insert(self, job: NewJob, *, state: str = "received") -> None:
-        """Insert a job row (inside the caller's transaction)."""
+        """Insert a job row with its new data key (inside the caller's transaction). The file
+        name is personal data (people name scans after the citizen): it is stored encrypted."""
+        self.keyring.create_dek(self.conn, job.id)
+        name = json.dumps({"display": job.original_name, "raw": job.name_bytes.hex()}, ensure_ascii=False)
+        name_ct = self.keyring.encrypt(self.conn, job.id, job.id, "job/name", name.encode())
         self.conn.execute(
-            "INSERT INTO jobs(id, counter, original_name, name_bytes, source, sha256, size, spool_path,"
-            " state, landed_at, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO jobs(id, counter, name_ct, source, fingerprint, size, spool_path,"
+            " state, landed_at, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 job.id,
                 job.counter,
-                job.original_name,
-                job.name_bytes.hex(),
+                name_ct,
                 job.source,
-                job.sha256,
+                job.fingerprint,
                 job.size,
                 str(job.spool_path) if job.spool_path else None,
                 state,
@@ -132,7 +148,10 @@ class JobQueue:
             job.id,
             "ingestion",
             "success",
-            {"counter": job.counter, "source": job.source, "sha256": job.sha256, "size": job.size},
+            {"counter": job.counter, "source": job.source, "fingerprint": job.fingerprint, "size": job.size},
+        )
+        self.audit.record(
+            self.conn, "system:intake", "ingest", job.id, {"counter": job.counter, "source": job.source}
         )
 
     def enqueue(self, job: NewJob) -> None:
@@ -195,6 +214,14 @@ class JobQueue:
                 " WHERE state='processing'"
             )
         return cur.rowcount
+
+    def name(self, job_id: str) -> JobName:
+        """The decrypted original file name (:class:`RecordShredded` once the key is gone)."""
+        row = self.conn.execute("SELECT name_ct FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no job {job_id}")
+        data = json.loads(self.keyring.decrypt(self.conn, job_id, job_id, "job/name", bytes(row[0])))
+        return JobName(str(data["display"]), bytes.fromhex(data["raw"]))
 
     def get(self, job_id: str) -> Job | None:
         row = self.conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()

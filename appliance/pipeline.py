@@ -83,13 +83,13 @@ class Pipeline:
         return outcome
 
     def _quarantine(self, job: Job, code: str, reason: str) -> Outcome:
-        self.store.mark_quarantined(job.id, code, reason, keep=self.store.quarantine_path(job), owner=job)
+        self.store.mark_quarantined(job.id, code, reason, keep=self.store.quarantine_path(job.id), owner=job)
         self.spool.finish(job.id, "quarantined")
         return Outcome(job.id, "quarantined", reason=reason, reason_code=code)
 
     def _run(self, job: Job) -> Outcome:
-        assert job.spool_path is not None and job.sha256 is not None
-        first = self.store.find_by_sha(job.sha256)
+        assert job.spool_path is not None and job.fingerprint is not None
+        first = self.store.find_by_fingerprint(job.fingerprint)
         if first is not None:
             self.store.mark_duplicate(job, first)
             return Outcome(job.id, "duplicate", record_id=first)

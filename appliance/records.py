@@ -1,27 +1,38 @@
-"""The record store: the one interface through which the pipeline persists results.
+"""The record store: the one interface through which the pipeline persists results, and the one
+place that encrypts them.
 
 A record is written with :meth:`RecordStore.begin` → :meth:`RecordWriter.add_page` (page blobs
-are written at once, content-addressed and idempotent) → :meth:`RecordWriter.commit`, which
-inserts the record, its pages, OCR lines and events *and* marks the job stored in one
-transaction. A crash before the commit leaves only unreferenced blobs; after it, the record and
-the job state agree. Encryption at rest slots in here (blobs and personal fields are encrypted
-by the writer), without touching the pipeline.
+are encrypted under the record's data key and written at once, content-addressed by the hash of
+the ciphertext) → :meth:`RecordWriter.commit`, which inserts the record, its pages, the
+encrypted OCR text and suggestions, the blind-index tokens, the processing events and the audit
+entry *and* marks the job stored, in one transaction. A crash before the commit leaves only
+unreferenced blobs; after it, the record and the job state agree.
+
+Reading (:mod:`appliance.record_reader`) decrypts; metadata edits and confirmation live in
+:mod:`appliance.record_metadata`; search in :mod:`appliance.search`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from appliance import record_reader, search_index
+from appliance.auditor import Auditor
+from appliance.blindindex import BlindIndex
 from appliance.blobstore import BlobStore
 from appliance.catalog import transaction
-from appliance.errors import RecordNotFound
+from appliance.fsutil import atomic_write, durable_rename, fsync_dir
 from appliance.jobqueue import Job, add_event, assert_owned
+from appliance.keyring import KeyRing
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,10 @@ class NewPage:
     lines: list[OcrLine]
     events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
 
 @dataclass(frozen=True)
 class _PageRow:
@@ -59,14 +74,19 @@ class _PageRow:
     cleaned_ref: str
     thumb_ref: str
     bilevel_ref: str
+    ocr_ct: bytes
 
 
 class DuplicateRecord(Exception):
-    """Raised by commit when a record with the same master hash already exists."""
+    """Raised by commit when a record of the same file (same keyed fingerprint) already exists."""
 
     def __init__(self, record_id: str) -> None:
         super().__init__(record_id)
         self.record_id = record_id
+
+
+def page_blob_name(idx: int, kind: str) -> str:
+    return f"page/{idx}/{kind}"
 
 
 class RecordWriter:
@@ -76,43 +96,59 @@ class RecordWriter:
         self.record_id = uuid.uuid4().hex
         self.format = fmt
         self.master_size = len(master)
-        self.master_ref = store.blobs.put(master)
+        self.master_ref = store.blobs.put(self._seal("master", master))
         self._pages: list[_PageRow] = []
 
+    def _seal(self, name: str, data: bytes) -> bytes:
+        store = self._store
+        return store.keyring.encrypt(store.conn, self.job.id, self.record_id, name, data)
+
     def add_page(self, page: NewPage) -> None:
-        cleaned_ref = self._store.blobs.put(page.cleaned)
-        thumb_ref = self._store.blobs.put(page.thumbnail)
-        bilevel_ref = self._store.blobs.put(page.bilevel)
-        self._pages.append(_PageRow(page, cleaned_ref, thumb_ref, bilevel_ref))
+        put = self._store.blobs.put
+        ocr = {"text": page.text, "lines": [line.to_dict() for line in page.lines]}
+        self._pages.append(
+            _PageRow(
+                page,
+                put(self._seal(page_blob_name(page.idx, "cleaned"), page.cleaned)),
+                put(self._seal(page_blob_name(page.idx, "thumbnail"), page.thumbnail)),
+                put(self._seal(page_blob_name(page.idx, "bilevel"), page.bilevel)),
+                self._seal(f"page/{page.idx}/ocr", json.dumps(ocr, ensure_ascii=False).encode()),
+            )
+        )
 
     def commit(self, extra_events: list[tuple[str, str, dict[str, Any]]] | None = None) -> str:
-        conn = self._store.conn
-        job = self.job
-        assert job.sha256 is not None
+        store, conn, job = self._store, self._store.conn, self.job
+        assert job.fingerprint is not None
+        suggestions = store.suggest([line.text for row in self._pages for line in row.page.lines])
+        suggest_ct = self._seal("suggestions", json.dumps(suggestions, ensure_ascii=False).encode())
         with transaction(conn):
             assert_owned(conn, job)
-            existing = conn.execute("SELECT id FROM records WHERE sha256=?", (job.sha256,)).fetchone()
+            existing = conn.execute(
+                "SELECT id FROM records WHERE fingerprint=?", (job.fingerprint,)
+            ).fetchone()
             if existing is not None:
                 raise DuplicateRecord(existing["id"])
             now = time.time()
             conn.execute(
-                "INSERT INTO records(id, job_id, sha256, counter, original_name, format, size, page_count,"
-                " master_blob, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO records(id, job_id, dek_id, fingerprint, counter, format, size, page_count,"
+                " master_blob, created_at, suggest_ct) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     self.record_id,
                     job.id,
-                    job.sha256,
+                    job.id,
+                    job.fingerprint,
                     job.counter,
-                    job.original_name,
                     self.format,
                     self.master_size,
                     len(self._pages),
                     self.master_ref,
                     now,
+                    suggest_ct,
                 ),
             )
             for row in self._pages:
                 self._insert_page(conn, row)
+                search_index.add(conn, store.index, self.record_id, f"page:{row.page.idx}", row.page.text)
             for type_, outcome, detail in extra_events or []:
                 add_event(conn, job.id, type_, outcome, detail, record_id=self.record_id)
             add_event(
@@ -120,21 +156,29 @@ class RecordWriter:
                 job.id,
                 "storage",
                 "success",
-                {"pages": len(self._pages), "master_blob": self.master_ref},
+                {"pages": len(self._pages), "master_blob": self.master_ref, "encrypted": "AES-256-GCM"},
                 record_id=self.record_id,
             )
             conn.execute(
                 "UPDATE jobs SET state='stored', record_id=?, finished_at=?, last_error=NULL WHERE id=?",
                 (self.record_id, now, job.id),
             )
+            store.audit.record(
+                conn,
+                f"system:{job.worker or 'worker'}",
+                "record.store",
+                self.record_id,
+                {"pages": len(self._pages)},
+            )
         return self.record_id
 
     def _insert_page(self, conn: sqlite3.Connection, row: _PageRow) -> None:
         p = row.page
+        confidences = [line.confidence for line in p.lines]
         conn.execute(
             "INSERT INTO pages(record_id, idx, width, height, channels, dpi_x, dpi_y, source, cleaned_blob,"
-            " thumb_blob, bilevel_blob, clean_report, orientation, ocr_engine, ocr_ms, text)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " thumb_blob, bilevel_blob, clean_report, orientation, ocr_engine, ocr_ms, line_count, mean_conf,"
+            " ocr_ct) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 self.record_id,
                 p.idx,
@@ -151,39 +195,46 @@ class RecordWriter:
                 p.orientation,
                 p.ocr_engine,
                 p.ocr_ms,
-                "\n".join(line.text for line in p.lines),
+                len(p.lines),
+                sum(confidences) / len(confidences) if confidences else None,
+                row.ocr_ct,
             ),
-        )
-        conn.executemany(
-            "INSERT INTO ocr_lines(record_id, page_idx, idx, text, box, confidence) VALUES (?,?,?,?,?,?)",
-            [
-                (
-                    self.record_id,
-                    p.idx,
-                    i,
-                    line.text,
-                    json.dumps([list(pt) for pt in line.box]),
-                    line.confidence,
-                )
-                for i, line in enumerate(p.lines)
-            ],
         )
         for type_, outcome, detail in p.events:
             add_event(conn, self.job.id, type_, outcome, detail, record_id=self.record_id, page_idx=p.idx)
 
 
 class RecordStore:
-    def __init__(self, conn: sqlite3.Connection, blobs: BlobStore, quarantine_dir: Path) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        blobs: BlobStore,
+        quarantine_dir: Path,
+        keyring: KeyRing,
+        index: BlindIndex,
+        audit: Auditor,
+    ) -> None:
         self.conn = conn
         self.blobs = blobs
         self.quarantine_dir = quarantine_dir
+        self.keyring = keyring
+        self.index = index
+        self.audit = audit
 
     # --- writing --------------------------------------------------------------------------
     def begin(self, job: Job, fmt: str, master: bytes) -> RecordWriter:
         return RecordWriter(self, job, fmt, master)
 
-    def find_by_sha(self, sha256: str) -> str | None:
-        row = self.conn.execute("SELECT id FROM records WHERE sha256=?", (sha256,)).fetchone()
+    @staticmethod
+    def suggest(lines: list[str]) -> dict[str, Any]:
+        """OCR-assisted metadata suggestions (never applied until a person confirms them)."""
+        from appliance.prefill import suggest_metadata
+
+        found = suggest_metadata(lines, today=date.today())
+        return {k: {"value": s.value, "confidence": s.confidence, "line": s.line} for k, s in found.items()}
+
+    def find_by_fingerprint(self, fingerprint: str) -> str | None:
+        row = self.conn.execute("SELECT id FROM records WHERE fingerprint=?", (fingerprint,)).fetchone()
         return str(row["id"]) if row else None
 
     def mark_duplicate(self, job: Job, of_record: str) -> None:
@@ -196,15 +247,15 @@ class RecordStore:
             )
             add_event(self.conn, job.id, "duplicate detection", "duplicate", {"duplicate_of": of_record})
 
-    def quarantine_path(self, job: Job) -> Path:
-        return self.quarantine_dir / job.id
+    def quarantine_path(self, job_id: str) -> Path:
+        return self.quarantine_dir / f"{job_id}.enc"
 
     def mark_quarantined(
         self, job_id: str, code: str, reason: str, *, keep: Path | None, owner: Job | None = None
     ) -> None:
         """Record the quarantine decision. ``keep`` is where the bytes will be kept (the caller
-        moves them there after this commit; :func:`appliance.spool.finalize` completes the move
-        after a crash)."""
+        then calls :meth:`keep_quarantined`; :func:`appliance.spool.Spool.finalize` completes
+        that after a crash)."""
         with transaction(self.conn):
             if owner is not None:
                 assert_owned(self.conn, owner)
@@ -217,66 +268,42 @@ class RecordStore:
                 (job_id, code, reason, str(keep) if keep else None, time.time()),
             )
             add_event(self.conn, job_id, "quarantine", "failure", {"code": code, "reason": reason})
+            self.audit.record(self.conn, "system:pipeline", "quarantine", job_id, {"code": code})
 
-    # --- reading --------------------------------------------------------------------------
-    def get(self, record_id: str) -> dict[str, Any]:
-        rec = self.conn.execute("SELECT * FROM records WHERE id=?", (record_id,)).fetchone()
-        if rec is None:
-            raise RecordNotFound(f"no record {record_id!r}")
-        job = self.conn.execute("SELECT * FROM jobs WHERE id=?", (rec["job_id"],)).fetchone()
-        out: dict[str, Any] = {k: rec[k] for k in rec.keys()}  # noqa: SIM118 - sqlite3.Row
-        out["landed_at"] = job["landed_at"]
-        out["received_at"] = job["received_at"]
-        out["stored_at"] = job["finished_at"]
-        pages = []
-        for p in self.conn.execute("SELECT * FROM pages WHERE record_id=? ORDER BY idx", (record_id,)):
-            lines = [
-                {"text": ln["text"], "box": json.loads(ln["box"]), "confidence": ln["confidence"]}
-                for ln in self.conn.execute(
-                    "SELECT * FROM ocr_lines WHERE record_id=? AND page_idx=? ORDER BY idx",
-                    (record_id, p["idx"]),
-                )
-            ]
-            page = {k: p[k] for k in p.keys() if k not in ("record_id", "clean_report", "text")}  # noqa: SIM118
-            page["index"] = p["idx"]
-            page["clean_report"] = json.loads(p["clean_report"])
-            page["lines"] = lines
-            pages.append(page)
-        out["pages"] = pages
-        out["events"] = [
-            {
-                "at": e["at"],
-                "type": e["type"],
-                "outcome": e["outcome"],
-                "page": e["page_idx"],
-                "detail": json.loads(e["detail"]),
-            }
-            for e in self.conn.execute("SELECT * FROM events WHERE job_id=? ORDER BY id", (rec["job_id"],))
-        ]
-        return out
+    def keep_quarantined(self, job_id: str, src: Path) -> None:
+        """Keep what was handed over in quarantine. A regular file is encrypted under the job's
+        data key (``<job>.enc``) and the plaintext removed; anything else (a symlink, a FIFO)
+        holds no scan content and is moved as it is, never followed or opened."""
+        st = os.lstat(src)
+        if not stat.S_ISREG(st.st_mode):
+            durable_rename(src, self.quarantine_dir / job_id)
+            return
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
+        sealed = self.keyring.encrypt(self.conn, job_id, job_id, "quarantine/original", data)
+        atomic_write(self.quarantine_path(job_id), sealed, mode=0o400)
+        src.unlink()
+        fsync_dir(src.parent)
 
-    def page_blob(self, record_id: str, idx: int, kind: str) -> bytes:
-        column = {"cleaned": "cleaned_blob", "thumbnail": "thumb_blob", "bilevel": "bilevel_blob"}[kind]
-        row = self.conn.execute(
-            f"SELECT {column} FROM pages WHERE record_id=? AND idx=?", (record_id, idx)
-        ).fetchone()
-        if row is None:
-            raise RecordNotFound(f"no page {idx} in record {record_id!r}")
-        return self.blobs.get(row[0])
+    def quarantined_bytes(self, job_id: str) -> bytes:
+        """The decrypted bytes of a quarantined file (for a supervisor's decision)."""
+        blob = self.quarantine_path(job_id).read_bytes()
+        return self.keyring.decrypt(self.conn, job_id, job_id, "quarantine/original", blob)
 
-    def master(self, record_id: str) -> bytes:
-        row = self.conn.execute("SELECT master_blob FROM records WHERE id=?", (record_id,)).fetchone()
-        if row is None:
-            raise RecordNotFound(f"no record {record_id!r}")
-        return self.blobs.get(row[0])
+    # --- reading (decrypts; every content read by a person is audited) ----------------------
+    def get(self, record_id: str, *, actor: str) -> dict[str, Any]:
+        return record_reader.load(self, record_id, actor=actor)
 
-    def record_ids(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT id FROM records ORDER BY created_at")]
+    def page_blob(self, record_id: str, idx: int, kind: str, *, actor: str) -> bytes:
+        return record_reader.page_image(self, record_id, idx, kind, actor=actor)
+
+    def master(self, record_id: str, *, actor: str) -> bytes:
+        return record_reader.master(self, record_id, actor=actor)
 
     def latest_quarantine(self, limit: int = 10) -> list[dict[str, Any]]:
-        rows = self.conn.execute(
-            "SELECT q.job_id, q.reason_code, q.reason, q.path, q.at, j.original_name, j.counter"
-            " FROM quarantine q JOIN jobs j ON j.id=q.job_id ORDER BY q.at DESC LIMIT ?",
-            (limit,),
-        )
-        return [dict(r) for r in rows]
+        return record_reader.latest_quarantine(self, limit)
+
+    # --- listing (no content) -------------------------------------------------------------
+    def record_ids(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT id FROM records ORDER BY created_at")]

@@ -118,6 +118,37 @@ class StoreSettings(_Section):
     )
 
 
+class KeySettings(_Section):
+    dir: Path = Field(
+        default=Path("keys"),
+        description="Folder of the key files (hall keys, index key, device key, pinned archive key); "
+        "relative paths are under the data dir. Keep it off the replicated storage.",
+    )
+    checkpoint_every: int = Field(
+        default=100, ge=1, description="Sign an audit checkpoint after this many audit entries."
+    )
+
+
+class ArchivalSettings(_Section):
+    """How this hall's records are numbered and described (DA/T 22 档号, DA/T 46 metadata)."""
+
+    fonds: str = Field(default="0001", pattern=r"^[0-9A-Za-z]{1,8}$", description="全宗号 (fonds code).")
+    category: str = Field(
+        default="WS", pattern=r"^[A-Z]{1,4}$", description="门类代码 (category, WS = 文书)."
+    )
+    department: str = Field(
+        default="ZWFW",
+        pattern=r"^[A-Z0-9]{1,8}$",
+        description="机构(问题)代码 (department code) in the 档号.",
+    )
+    retention: Literal["Y", "D30", "D10"] = Field(
+        default="D30", description="Default 保管期限 offered for new records (Y 永久, D30, D10)."
+    )
+    classification: Literal["公开", "内部", "秘密"] = Field(
+        default="公开", description="Default 密级 offered for new records."
+    )
+
+
 class Settings(_Section):
     data_dir: Path
     hall_id: str = Field(default="hall-dev", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -129,6 +160,8 @@ class Settings(_Section):
     ocr: OcrSettings = OcrSettings()
     pipeline: PipelineSettings = PipelineSettings()
     store: StoreSettings = StoreSettings()
+    keys: KeySettings = KeySettings()
+    archival: ArchivalSettings = ArchivalSettings()
 
     @field_validator("drop_folders")
     @classmethod
@@ -168,6 +201,16 @@ class Settings(_Section):
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def keys_dir(self) -> Path:
+        p = self.keys.dir
+        return p if p.is_absolute() else self.data_dir / p
+
+    @property
+    def local_archive_dir(self) -> Path:
+        """The embedded-default central archive (its key pair and store) on this machine."""
+        return self.data_dir / "local-archive"
 
     def drop_path(self, folder: DropFolder) -> Path:
         p = folder.path

@@ -16,7 +16,6 @@ a stored file, move a quarantined one into quarantine).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -25,9 +24,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+from appliance import envelope
 from appliance.catalog import transaction
-from appliance.errors import IntakeRejected
+from appliance.envelope import Aad
+from appliance.errors import HallError, IntakeRejected
 from appliance.fsutil import atomic_write, durable_rename, fsync_dir
 from appliance.jobqueue import JobQueue, NewJob
 from appliance.names import display_name
@@ -76,7 +78,12 @@ def check_entry(path: Path, root: Path | None) -> os.stat_result:
     return st
 
 
-def _hash_and_sync(path: Path, expect: os.stat_result | None) -> tuple[str, int]:
+class _Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+def _hash_and_sync(path: Path, expect: os.stat_result | None, h: _Hasher) -> tuple[str, int]:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
@@ -86,7 +93,6 @@ def _hash_and_sync(path: Path, expect: os.stat_result | None) -> tuple[str, int]
             raise IntakeRejected(
                 "the file was replaced while it was being taken", code="replaced_during_intake"
             )
-        h = hashlib.sha256()
         size = 0
         while chunk := os.read(fd, _CHUNK):
             h.update(chunk)
@@ -103,6 +109,25 @@ class Spool:
         self.quarantine_dir = quarantine_dir
         self.queue = queue
         self.store = store
+
+    def _fingerprint(self, path: Path, expect: os.stat_result | None) -> tuple[str, int]:
+        """Keyed fingerprint (HMAC-SHA256 under a key derived from the index key) and size: a
+        plain SHA-256 of a citizen's scan would let anyone holding the file confirm it is here."""
+        return _hash_and_sync(path, expect, self.store.index.fingerprint())
+
+    def _intent_blob(self, job_id: str, intent: dict[str, object]) -> bytes:
+        """The intent file holds the file name, so it is encrypted under the current hall key."""
+        kr = self.store.keyring
+        kek_id = kr.current_kek_id(self.queue.conn)
+        aad = Aad(kr.appliance, job_id, 1, "spool/intent", kek_id)
+        return kek_id.encode() + b"\n" + envelope.seal(kr.keys.kek(kek_id), json.dumps(intent).encode(), aad)
+
+    def _read_intent(self, job_id: str, blob: bytes) -> dict[str, object]:
+        kr = self.store.keyring
+        kek_id, _, sealed = blob.partition(b"\n")
+        aad = Aad(kr.appliance, job_id, 1, "spool/intent", kek_id.decode())
+        out: dict[str, object] = json.loads(envelope.open_sealed(kr.keys.kek(kek_id.decode()), sealed, aad))
+        return out
 
     def _intent(self, job_id: str) -> Path:
         return self.dir / f"{job_id}.intent"
@@ -121,14 +146,14 @@ class Spool:
         except IntakeRejected as e:
             return self._reject(path, job_id, counter, raw_name, e, move=move)
         intent = {"counter": counter, "name": raw_name.hex(), "landed_at": st.st_mtime}
-        atomic_write(self._intent(job_id), json.dumps(intent).encode())
+        atomic_write(self._intent(job_id), self._intent_blob(job_id, intent))
         dest = self.data_path(job_id)
         try:
             if move:
                 durable_rename(path, dest)
             else:
                 self._copy(path, dest)
-            sha, size = _hash_and_sync(dest, st if move else None)
+            sha, size = self._fingerprint(dest, st if move else None)
         except (IntakeRejected, OSError) as e:
             self._intent(job_id).unlink(missing_ok=True)
             if dest.exists() or dest.is_symlink():
@@ -167,7 +192,7 @@ class Spool:
     ) -> Taken:
         """Record a rejected entry as a quarantined job and keep the entry itself (moved, never
         followed or opened) in quarantine so that nothing handed over disappears silently."""
-        keep = self.quarantine_dir / job_id if move else None
+        keep = self.store.quarantine_path(job_id) if move else None
         landed = time.time()
         with transaction(self.queue.conn):
             self.queue.insert(
@@ -186,7 +211,7 @@ class Spool:
         self.store.mark_quarantined(job_id, err.code, str(err), keep=keep)
         if keep is not None:
             with contextlib.suppress(FileNotFoundError):
-                durable_rename(path, keep)
+                self.store.keep_quarantined(job_id, path)
         return Taken(job_id, "quarantined", str(err))
 
     # --- crash recovery -------------------------------------------------------------------
@@ -205,12 +230,12 @@ class Spool:
                 intent.unlink(missing_ok=True)
                 continue
             try:
-                info = json.loads(intent.read_text())
-                raw_name = bytes.fromhex(info["name"])
-                counter, landed = str(info["counter"]), float(info["landed_at"])
-            except (ValueError, KeyError, OSError):
+                info = self._read_intent(job_id, intent.read_bytes())
+                raw_name = bytes.fromhex(str(info["name"]))
+                counter, landed = str(info["counter"]), float(str(info["landed_at"]))
+            except (ValueError, KeyError, OSError, HallError):
                 raw_name, counter, landed = b"(recovered)", "recovered", data.stat().st_mtime
-            sha, size = _hash_and_sync(data, None)
+            sha, size = self._fingerprint(data, None)
             self.queue.enqueue(
                 NewJob(
                     job_id, counter, display_name(raw_name), raw_name, "recovered", sha, size, data, landed
@@ -221,7 +246,7 @@ class Spool:
         known = {r[0] for r in self.queue.conn.execute("SELECT id FROM jobs")}
         for data in sorted(self.dir.glob("*.bin")):
             if data.stem not in known and not self._intent(data.stem).exists():
-                sha, size = _hash_and_sync(data, None)
+                sha, size = self._fingerprint(data, None)
                 self.queue.enqueue(
                     NewJob(
                         data.stem,
@@ -250,5 +275,5 @@ class Spool:
         data = self.data_path(job_id)
         if state in ("stored", "duplicate"):
             data.unlink(missing_ok=True)
-        elif state == "quarantined" and data.exists():
-            durable_rename(data, self.quarantine_dir / job_id)
+        elif state == "quarantined" and os.path.lexists(data):
+            self.store.keep_quarantined(job_id, data)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.catalog import _SCHEMA, SCHEMA_VERSION, connect, migrate
+from appliance.catalog import SCHEMA_VERSION, connect, migrate
 from appliance.errors import DataDirError
 from appliance.settings import StoreSettings
 
@@ -21,20 +21,16 @@ def test_fresh_catalog_has_current_schema_and_durability_pragmas(tmp_path: Path)
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert conn.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
-    assert "bilevel_blob" in _columns(conn, "pages")
+    assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    assert "ocr_ct" in _columns(conn, "pages") and "text" not in _columns(conn, "pages")
 
 
-def test_version_1_catalog_is_upgraded_in_place(tmp_path: Path) -> None:
+def test_plaintext_development_catalog_is_refused_with_advice(tmp_path: Path) -> None:
     conn = connect(tmp_path / "c.db", StoreSettings())
-    conn.executescript(
-        _SCHEMA.replace("    bilevel_blob  TEXT,                   -- NULL for pages stored before v2\n", "")
-    )
-    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-    assert "bilevel_blob" not in _columns(conn, "pages")
     migrate(conn)
-    migrate(conn)  # idempotent
-    assert "bilevel_blob" in _columns(conn, "pages")
-    assert conn.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
+    conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    with pytest.raises(DataDirError, match=r"development build .* unencrypted"):
+        migrate(conn)
 
 
 def test_newer_catalog_is_refused_with_advice(tmp_path: Path) -> None:

@@ -3,14 +3,13 @@ file ends as exactly one record, quarantine entry or duplicate, and the catalog 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import random
-import sqlite3
 import time
 from pathlib import Path
 
+from appliance.context import open_context
 from tests.badfiles import BAD_INPUTS, page_image
 from tests.conftest import make_settings
 from tests.serve_harness import ServeProcess, wait_until_done
@@ -61,32 +60,37 @@ def test_kill_9_at_random_moments_loses_nothing_and_duplicates_nothing(tmp_path:
     finally:
         assert serve.stop() == 0, serve.log()
 
-    conn = sqlite3.connect(settings.catalog_path)
-    conn.row_factory = sqlite3.Row
+    ctx = open_context(settings)
+    conn = ctx.conn
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     jobs = conn.execute("SELECT * FROM jobs").fetchall()
-    names = sorted(j["original_name"] for j in jobs)
-    assert names == sorted(n for n, _ in files), "every file is exactly one job"
+    job_names = {j["id"]: ctx.queue.name(j["id"]).display for j in jobs}
+    assert sorted(job_names.values()) == sorted(n for n, _ in files), "every file is exactly one job"
     assert {j["state"] for j in jobs} <= {"stored", "quarantined", "duplicate"}
 
-    by_name = {n: hashlib.sha256(d).hexdigest() for n, d in files}
+    def fingerprint(data: bytes) -> str:
+        h = ctx.store.index.fingerprint()
+        h.update(data)
+        return h.hexdigest()
+
+    by_name = {n: fingerprint(d) for n, d in files}
     records = {r["id"]: r for r in conn.execute("SELECT * FROM records")}
     distinct_good = {by_name[n] for n, _ in files if not n.startswith("bad-")}
-    assert {r["sha256"] for r in records.values()} == distinct_good, "one record per distinct good file"
+    assert {r["fingerprint"] for r in records.values()} == distinct_good, "one record per distinct good file"
     for j in jobs:
-        assert j["sha256"] == by_name[j["original_name"]]
+        name = job_names[j["id"]]
+        assert j["fingerprint"] == by_name[name]
         if j["state"] == "stored":
-            assert records[j["record_id"]]["sha256"] == j["sha256"]
-            master = settings.blob_dir / records[j["record_id"]]["master_blob"][:2]
-            assert master.is_dir()
+            assert records[j["record_id"]]["fingerprint"] == j["fingerprint"]
+            assert ctx.store.master(j["record_id"], actor="test") == dict(files)[name]
         elif j["state"] == "duplicate":
-            assert records[j["duplicate_of"]]["sha256"] == j["sha256"]
+            assert records[j["duplicate_of"]]["fingerprint"] == j["fingerprint"]
         else:
-            assert j["original_name"].startswith("bad-")
-            assert (settings.quarantine_dir / j["id"]).exists()
+            assert name.startswith("bad-")
+            assert ctx.store.quarantined_bytes(j["id"]) == dict(files)[name]
     pages = conn.execute("SELECT COUNT(*) FROM pages").fetchone()[0]
     assert pages == sum(r["page_count"] for r in records.values())
-    conn.close()
+    ctx.close()
     assert os.listdir(inbox) == []
     assert list(settings.spool_dir.iterdir()) == []
     print(f"{kills} kills; {len(records)} records, {len(jobs)} jobs")

@@ -21,7 +21,7 @@ def test_concurrent_claims_never_share_a_job(ctx: Context) -> None:
     claimed: list[list[str]] = [[], [], []]
 
     def worker(k: int) -> None:
-        q = JobQueue(connect(ctx.settings.catalog_path, ctx.settings.store))
+        q = JobQueue(connect(ctx.settings.catalog_path, ctx.settings.store), ctx.keyring, ctx.audit)
         while (job := q.claim(f"w{k}")) is not None:
             claimed[k].append(job.id)
         q.conn.close()

@@ -42,11 +42,11 @@ def test_commit_writes_record_pages_lines_and_job_state_together(ctx: Context) -
     w.add_page(_page(0))
     w.add_page(_page(1))
     rid = w.commit()
-    rec = ctx.store.get(rid)
+    rec = ctx.store.get(rid, actor="test")
     assert rec["page_count"] == 2 and [p["index"] for p in rec["pages"]] == [0, 1]
     assert rec["pages"][0]["lines"][0]["text"] == "公民身份号码"
-    assert ctx.store.master(rid) == b"master"
-    assert ctx.store.page_blob(rid, 1, "thumbnail") == b"thumb1"
+    assert ctx.store.master(rid, actor="test") == b"master"
+    assert ctx.store.page_blob(rid, 1, "thumbnail", actor="test") == b"thumb1"
     assert ctx.queue.get(job.id).state == "stored"  # type: ignore[union-attr]
     assert [e["type"] for e in rec["events"]][-1] == "storage"
 

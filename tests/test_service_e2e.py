@@ -47,7 +47,8 @@ def test_dropped_scans_become_records_with_cer_under_3_percent(tmp_path: Path, g
     assert [p.name for p in settings.spool_dir.iterdir()] == []
 
     ctx = open_context(settings)
-    by_name = {ctx.store.get(rid)["original_name"]: ctx.store.get(rid) for rid in ctx.store.record_ids()}
+    recs = [ctx.store.get(rid, actor="test") for rid in ctx.store.record_ids()]
+    by_name = {rec["original_name"]: rec for rec in recs}
     ctx.close()
     pairs: list[tuple[str, str]] = []
     report = []
@@ -100,11 +101,10 @@ def test_bad_input_is_quarantined_with_reasons_and_good_files_keep_flowing(tmp_p
     assert st["pending"] == 0
     ctx = open_context(settings)
     rows = ctx.queue.conn.execute(
-        "SELECT j.original_name, q.reason_code, q.reason, q.path"
-        " FROM quarantine q JOIN jobs j ON j.id = q.job_id"
+        "SELECT j.id, q.reason_code, q.reason, q.path FROM quarantine q JOIN jobs j ON j.id = q.job_id"
     ).fetchall()
+    got = {ctx.queue.name(r["id"]).display: r for r in rows}
     ctx.close()
-    got = {r["original_name"]: r for r in rows}
     for name, _make, code in BAD_INPUTS:
         assert got[name]["reason_code"] == code, (name, dict(got[name]))
         assert got[name]["reason"], name

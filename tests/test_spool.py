@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
 from appliance.context import Context
 from appliance.fsutil import atomic_write
+
+
+def _fingerprint(ctx: Context, data: bytes) -> str:
+    h = ctx.store.index.fingerprint()
+    h.update(data)
+    return h.hexdigest()
 
 
 def _inbox(ctx: Context) -> Path:
@@ -18,14 +23,15 @@ def _inbox(ctx: Context) -> Path:
 def test_take_moves_file_hashes_it_and_queues_a_job(ctx: Context) -> None:
     src = _inbox(ctx) / "申请表.jpg"
     src.write_bytes(b"\xff\xd8\xff" + os.urandom(5000))
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    digest = _fingerprint(ctx, src.read_bytes())
     taken = ctx.spool.take(src, counter="1号窗口", root=_inbox(ctx))
     assert taken.state == "received"
     assert not src.exists(), "the drop folder must end up empty"
     job = ctx.queue.get(taken.job_id)
-    assert job is not None and job.sha256 == digest and job.size == 5003
-    assert job.original_name == "申请表.jpg" and job.counter == "1号窗口"
-    assert job.spool_path is not None and hashlib.sha256(job.spool_path.read_bytes()).hexdigest() == digest
+    assert job is not None and job.fingerprint == digest and job.size == 5003
+    assert ctx.queue.name(job.id).display == "申请表.jpg" and job.counter == "1号窗口"
+    assert job.spool_path is not None and _fingerprint(ctx, job.spool_path.read_bytes()) == digest
+    assert digest != hashlib.sha256(job.spool_path.read_bytes()).hexdigest(), "the fingerprint is keyed"
     assert not list(ctx.settings.spool_dir.glob("*.intent"))
 
 
@@ -51,7 +57,12 @@ def test_symlink_fifo_and_hardlink_are_quarantined_without_being_followed(
         assert taken.state == "quarantined"
         reasons[name] = taken.reason
         kept = ctx.settings.quarantine_dir / taken.job_id
-        assert kept.is_symlink() or kept.exists(), "the entry itself is kept in quarantine"
+        if name == "hard.jpg":  # a regular file: kept encrypted under the job's key
+            sealed = ctx.store.quarantine_path(taken.job_id).read_bytes()
+            assert b"not for the box" not in sealed
+            assert ctx.store.quarantined_bytes(taken.job_id) == b"not for the box"
+        else:  # a link or a pipe holds no content: kept as it is, never opened
+            assert kept.is_symlink() or kept.exists(), "the entry itself is kept in quarantine"
     assert "symbolic link" in str(reasons["link.jpg"])
     assert "FIFO" in str(reasons["pipe.pdf"])
     assert "hard link" in str(reasons["hard.jpg"])
@@ -76,17 +87,17 @@ def test_hostile_names_are_displayed_safely(ctx: Context) -> None:
     taken = ctx.spool.take(path, counter="c", root=inbox)
     job = ctx.queue.get(taken.job_id)
     assert job is not None
-    assert "\n" not in job.original_name and "\u202e" not in job.original_name
-    row = ctx.queue.conn.execute("SELECT name_bytes FROM jobs WHERE id=?", (job.id,)).fetchone()
-    assert bytes.fromhex(row[0]) == raw
+    name = ctx.queue.name(job.id)
+    assert "\n" not in name.display and "\u202e" not in name.display
+    assert name.raw == raw
+    row = ctx.queue.conn.execute("SELECT name_ct FROM jobs WHERE id=?", (job.id,)).fetchone()
+    assert b"evil" not in row[0] and raw.hex().encode() not in row[0], "the name is stored encrypted"
 
 
 # --- crash recovery -----------------------------------------------------------------------
 def _intent(ctx: Context, job_id: str, name: bytes = b"scan.jpg") -> None:
-    atomic_write(
-        ctx.settings.spool_dir / f"{job_id}.intent",
-        json.dumps({"counter": "2号窗口", "name": name.hex(), "landed_at": 1.0}).encode(),
-    )
+    intent = {"counter": "2号窗口", "name": name.hex(), "landed_at": 1.0}
+    atomic_write(ctx.settings.spool_dir / f"{job_id}.intent", ctx.spool._intent_blob(job_id, intent))
 
 
 def test_recover_crash_after_rename_before_commit(ctx: Context) -> None:
@@ -96,7 +107,7 @@ def test_recover_crash_after_rename_before_commit(ctx: Context) -> None:
     assert ctx.spool.recover() == 1
     job = ctx.queue.get(job_id)
     assert job is not None and job.state == "received" and job.counter == "2号窗口"
-    assert job.original_name == "scan.jpg" and job.sha256 == hashlib.sha256(b"payload").hexdigest()
+    assert ctx.queue.name(job_id).display == "scan.jpg" and job.fingerprint == _fingerprint(ctx, b"payload")
     assert ctx.spool.recover() == 0, "recovery is idempotent"
 
 
@@ -129,10 +140,11 @@ def test_finalize_completes_quarantine_moves(ctx: Context) -> None:
     taken = ctx.spool.take(src, counter="c", root=_inbox(ctx))
     job = ctx.queue.get(taken.job_id)
     assert job is not None
-    ctx.store.mark_quarantined(job.id, "corrupt_file", "bad", keep=ctx.store.quarantine_path(job))
+    ctx.store.mark_quarantined(job.id, "corrupt_file", "bad", keep=ctx.store.quarantine_path(job.id))
     # crash here: state is committed, the file is still in the spool
     ctx.spool.finalize()
-    assert (ctx.settings.quarantine_dir / job.id).read_bytes() == b"junk"
+    assert ctx.store.quarantined_bytes(job.id) == b"junk"
+    assert b"junk" not in ctx.store.quarantine_path(job.id).read_bytes()
     assert not (ctx.settings.spool_dir / f"{job.id}.bin").exists()
 
 
