@@ -276,7 +276,10 @@ class RecordStore:
         holds no scan content and is moved as it is, never followed or opened."""
         st = os.lstat(src)
         if not stat.S_ISREG(st.st_mode):
-            durable_rename(src, self.quarantine_dir / job_id)
+            kept = self.quarantine_dir / f"{job_id}.entry"
+            durable_rename(src, kept)
+            with transaction(self.conn):
+                self.conn.execute("UPDATE quarantine SET path=? WHERE job_id=?", (str(kept), job_id))
             return
         fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as f:

@@ -5,15 +5,15 @@ attacker holding the file would: drop the triggers, then edit the SQLite tables 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from appliance import audit
 from appliance.audit import GENESIS_HASH, AuditError, ChainBreak, VerifyReport
 from appliance.errors import HallError
+from tests.conftest import ROOT
 
 APP = "hall-test-01"
 N = 200
@@ -633,10 +634,10 @@ def test_checkpoint_by_an_unknown_key(log: sqlite3.Connection, signer: Ed25519Pr
 # --- concurrency --------------------------------------------------------------------------------
 
 
-def _writer(path: str, name: str, count: int, key: bytes, start: Any) -> None:
+def _writer(path: str, name: str, count: int, key: bytes, start_at: float) -> None:
     signer = Ed25519PrivateKey.from_private_bytes(key)
     with closing(connect(Path(path))) as conn:
-        start.wait(30)  # both processes append at the same time
+        time.sleep(max(0.0, start_at - time.time()))  # both processes append at the same time
         for i in range(count):
             conn.execute("BEGIN IMMEDIATE")
             audit.append(conn, actor=name, action="ingest", target=f"{name}-{i}", detail={"i": i})
@@ -652,14 +653,20 @@ def test_two_processes_append_without_forking_the_chain(tmp_path: Path, signer: 
     from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
     key = signer.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(2)
-    procs = [ctx.Process(target=_writer, args=(str(path), f"worker-{n}", 200, key, start)) for n in (1, 2)]
+    # Plain subprocesses (not multiprocessing, whose resource tracker would outlive the test).
+    start_at = time.time() + 3.0
+    code = (
+        "import sys; from tests.test_audit import _writer; "
+        "_writer(sys.argv[1], sys.argv[2], 200, bytes.fromhex(sys.argv[3]), float(sys.argv[4]))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(path), f"worker-{n}", key.hex(), repr(start_at)], cwd=ROOT
+        )
+        for n in (1, 2)
+    ]
     for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+        assert p.wait(60) == 0
     with closing(connect(path)) as conn:
         seqs = [r[0] for r in conn.execute("SELECT seq FROM audit_log ORDER BY seq")]
         assert seqs == list(range(1, 401))

@@ -73,7 +73,15 @@ def small_jpeg(tmp_path: Path, name: str = "small.jpg") -> Path:
 
 
 def zygote() -> psutil.Process:
-    [z] = [c for c in psutil.Process().children() if c.status() != psutil.STATUS_ZOMBIE]
+    from appliance.decoding import sandbox
+
+    current = sandbox._current
+    assert current is not None and current.alive(), "no live zygote"
+    [z] = [
+        c
+        for c in psutil.Process().children()
+        if c.pid == current.proc.pid and c.status() != psutil.STATUS_ZOMBIE
+    ]
     return z
 
 

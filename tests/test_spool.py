@@ -56,7 +56,7 @@ def test_symlink_fifo_and_hardlink_are_quarantined_without_being_followed(
         taken = ctx.spool.take(inbox / name, counter="c", root=inbox)
         assert taken.state == "quarantined"
         reasons[name] = taken.reason
-        kept = ctx.settings.quarantine_dir / taken.job_id
+        kept = ctx.settings.quarantine_dir / f"{taken.job_id}.entry"
         if name == "hard.jpg":  # a regular file: kept encrypted under the job's key
             sealed = ctx.store.quarantine_path(taken.job_id).read_bytes()
             assert b"not for the box" not in sealed
