@@ -229,9 +229,9 @@ def demo(ctx: click.Context, count: int, interval: float, seed: int | None) -> N
 
 
 def _register() -> None:
-    from appliance.cli_store import COMMANDS
+    from appliance import cli_records, cli_store
 
-    for command in COMMANDS:
+    for command in (*cli_store.COMMANDS, *cli_records.COMMANDS):
         main.add_command(command)
 
 

@@ -98,6 +98,7 @@ class RecordWriter:
         self.master_size = len(master)
         self.master_ref = store.blobs.put(self._seal("master", master))
         self._pages: list[_PageRow] = []
+        self._suggest_ct: bytes | None = None
 
     def _seal(self, name: str, data: bytes) -> bytes:
         store = self._store
@@ -116,61 +117,68 @@ class RecordWriter:
             )
         )
 
+    def prepare(self) -> bytes:
+        """OCR suggestions, encrypted (computed once, outside the write transaction)."""
+        if self._suggest_ct is None:
+            suggestions = self._store.suggest([line.text for row in self._pages for line in row.page.lines])
+            self._suggest_ct = self._seal("suggestions", json.dumps(suggestions, ensure_ascii=False).encode())
+        return self._suggest_ct
+
     def commit(self, extra_events: list[tuple[str, str, dict[str, Any]]] | None = None) -> str:
+        """Insert everything and mark the job stored, in one transaction."""
+        self.prepare()
+        with transaction(self._store.conn):
+            self.write(extra_events)
+        return self.record_id
+
+    def write(self, extra_events: list[tuple[str, str, dict[str, Any]]] | None = None) -> None:
+        """The rows of :meth:`commit`, inside the caller's transaction (bulk loaders batch many
+        records per transaction; the pipeline uses :meth:`commit`)."""
         store, conn, job = self._store, self._store.conn, self.job
         assert job.fingerprint is not None
-        suggestions = store.suggest([line.text for row in self._pages for line in row.page.lines])
-        suggest_ct = self._seal("suggestions", json.dumps(suggestions, ensure_ascii=False).encode())
-        with transaction(conn):
-            assert_owned(conn, job)
-            existing = conn.execute(
-                "SELECT id FROM records WHERE fingerprint=?", (job.fingerprint,)
-            ).fetchone()
-            if existing is not None:
-                raise DuplicateRecord(existing["id"])
-            now = time.time()
-            conn.execute(
-                "INSERT INTO records(id, job_id, dek_id, fingerprint, counter, format, size, page_count,"
-                " master_blob, created_at, suggest_ct) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    self.record_id,
-                    job.id,
-                    job.id,
-                    job.fingerprint,
-                    job.counter,
-                    self.format,
-                    self.master_size,
-                    len(self._pages),
-                    self.master_ref,
-                    now,
-                    suggest_ct,
-                ),
-            )
-            for row in self._pages:
-                self._insert_page(conn, row)
-                search_index.add(conn, store.index, self.record_id, f"page:{row.page.idx}", row.page.text)
-            for type_, outcome, detail in extra_events or []:
-                add_event(conn, job.id, type_, outcome, detail, record_id=self.record_id)
-            add_event(
-                conn,
-                job.id,
-                "storage",
-                "success",
-                {"pages": len(self._pages), "master_blob": self.master_ref, "encrypted": "AES-256-GCM"},
-                record_id=self.record_id,
-            )
-            conn.execute(
-                "UPDATE jobs SET state='stored', record_id=?, finished_at=?, last_error=NULL WHERE id=?",
-                (self.record_id, now, job.id),
-            )
-            store.audit.record(
-                conn,
-                f"system:{job.worker or 'worker'}",
-                "record.store",
+        suggest_ct = self.prepare()
+        assert_owned(conn, job)
+        existing = conn.execute("SELECT id FROM records WHERE fingerprint=?", (job.fingerprint,)).fetchone()
+        if existing is not None:
+            raise DuplicateRecord(existing["id"])
+        now = time.time()
+        conn.execute(
+            "INSERT INTO records(id, job_id, dek_id, fingerprint, counter, format, size, page_count,"
+            " master_blob, created_at, suggest_ct) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
                 self.record_id,
-                {"pages": len(self._pages)},
-            )
-        return self.record_id
+                job.id,
+                job.id,
+                job.fingerprint,
+                job.counter,
+                self.format,
+                self.master_size,
+                len(self._pages),
+                self.master_ref,
+                now,
+                suggest_ct,
+            ),
+        )
+        for row in self._pages:
+            self._insert_page(conn, row)
+            search_index.add(conn, store.index, self.record_id, f"page:{row.page.idx}", row.page.text)
+        for type_, outcome, detail in extra_events or []:
+            add_event(conn, job.id, type_, outcome, detail, record_id=self.record_id)
+        add_event(
+            conn,
+            job.id,
+            "storage",
+            "success",
+            {"pages": len(self._pages), "master_blob": self.master_ref, "encrypted": "AES-256-GCM"},
+            record_id=self.record_id,
+        )
+        conn.execute(
+            "UPDATE jobs SET state='stored', record_id=?, finished_at=?, last_error=NULL WHERE id=?",
+            (self.record_id, now, job.id),
+        )
+        store.audit.record(
+            conn, f"system:{job.worker or 'worker'}", "record.store", self.record_id, {"pages": len(self._pages)}
+        )
 
     def _insert_page(self, conn: sqlite3.Connection, row: _PageRow) -> None:
         p = row.page

@@ -162,7 +162,7 @@ def search(
         for rid, (score, why) in ranked:
             hit = _confirm(store, rid, query, why, filters)
             if hit is not None:
-                hit.score = round(-score, 3)
+                hit.score = float(f"{-score:.4g}")
                 hits.append(hit)
                 if len(hits) >= limit:
                     break
