@@ -226,9 +226,12 @@ class DropWatcher:
             try:
                 self.take(cand)
                 taken += 1
-            except Exception:
-                log.exception(
-                    "taking a file from %s failed; it stays there and is retried", cand.folder.counter
+            except Exception as e:  # no traceback: its messages carry file names (personal data)
+                log.error(
+                    "taking a file from %s failed (%s, errno %s); it stays there and is retried",
+                    cand.folder.counter,
+                    type(e).__name__,
+                    getattr(e, "errno", None),
                 )
             finally:
                 self.tracker.forget(cand.path)
