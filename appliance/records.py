@@ -176,9 +176,8 @@ class RecordWriter:
             "UPDATE jobs SET state='stored', record_id=?, finished_at=?, last_error=NULL WHERE id=?",
             (self.record_id, now, job.id),
         )
-        store.audit.record(
-            conn, f"system:{job.worker or 'worker'}", "record.store", self.record_id, {"pages": len(self._pages)}
-        )
+        actor = f"system:{job.worker or 'worker'}"
+        store.audit.record(conn, actor, "record.store", self.record_id, {"pages": len(self._pages)})
 
     def _insert_page(self, conn: sqlite3.Connection, row: _PageRow) -> None:
         p = row.page

@@ -106,7 +106,7 @@ def test_confirm_requires_complete_metadata_and_assigns_the_archival_code(
     rec = ctx.store.get(rid, actor="t")
     assert rec["status"] == "confirmed" and rec["metadata"]["archival_code"] == code
     assert rec["confirmed_by"] == "user:clerk"
-    assert [e for e in rec["events"] if e["type"] == "archival code assignment"][0]["detail"] == {
+    assert next(e for e in rec["events"] if e["type"] == "archival code assignment")["detail"] == {
         "archival_code": code
     }
 

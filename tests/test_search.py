@@ -76,7 +76,7 @@ def test_single_character_queries_work(loaded: tuple[Context, list[SyntheticReco
     ctx, recs = loaded
     for char in (recs[0].content.person.name[-1], "迁"):
         holders = _holders(recs, char)
-        assert 0 < len(holders) < len(recs), f"{char!r} must tell records apart for this test to mean anything"
+        assert 0 < len(holders) < len(recs), f"{char!r} must tell records apart, or the test means nothing"
         assert set(_ids(search(ctx.store, char, actor="t", limit=100))) == holders
 
 

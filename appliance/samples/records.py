@@ -52,17 +52,33 @@ def form_lines(c: FormContent) -> list[str]:
     for name, relation, id_number, phone in c.family:
         lines += [name, relation, id_number] + ([phone] if phone else [])
     lines += ["申请人承诺：", c.declaration, "申请人签名：", format_date(c.apply_date, c.date_style)]
-    lines += ["审核意见：", c.opinion, f"经办人：{c.clerk}", c.unit_name, format_date(c.approve_date, c.date_style)]
+    approved = format_date(c.approve_date, c.date_style)
+    lines += ["审核意见：", c.opinion, f"经办人：{c.clerk}", c.unit_name, approved]
     lines += ["附件：", *c.attachments]
     return lines
 
 
 def _page(idx: int, lines: list[str], image: bytes) -> NewPage:
-    ocr = [OcrLine(t, ((0.0, 30.0 * i), (900.0, 30.0 * i), (900.0, 30.0 * i + 24), (0.0, 30.0 * i + 24)), 0.97)
-           for i, t in enumerate(lines)]  # fmt: skip
-    return NewPage(idx=idx, width=1654, height=2339, channels=1, dpi=(200.0, 200.0), source="synthetic",
-                   cleaned=image, thumbnail=image[:64], bilevel=image[:32], clean_report={"synthetic": True},
-                   orientation=0, ocr_engine="synthetic", ocr_ms=0.0, lines=ocr)  # fmt: skip
+    ocr = []
+    for i, t in enumerate(lines):
+        top, bottom = 30.0 * i, 30.0 * i + 24
+        ocr.append(OcrLine(t, ((0.0, top), (900.0, top), (900.0, bottom), (0.0, bottom)), 0.97))
+    return NewPage(
+        idx=idx,
+        width=1654,
+        height=2339,
+        channels=1,
+        dpi=(200.0, 200.0),
+        source="synthetic",
+        cleaned=image,
+        thumbnail=image[:64],
+        bilevel=image[:32],
+        clean_report={"synthetic": True},
+        orientation=0,
+        ocr_engine="synthetic",
+        ocr_ms=0.0,
+        lines=ocr,
+    )
 
 
 def add_records(
@@ -88,8 +104,8 @@ def add_records(
         with transaction(conn):
             for job_id, content, lines in pending:
                 fp = uuid.UUID(int=rng.getrandbits(128)).hex * 2
-                app.queue.insert(NewJob(job_id, "synthetic", f"{content.person.name}.jpg",
-                                        f"{content.person.name}.jpg".encode(), "cli", fp, 1000, None, 0.0))  # fmt: skip
+                name = f"{content.person.name}.jpg"
+                app.queue.insert(NewJob(job_id, "synthetic", name, name.encode(), "cli", fp, 1000, None, 0.0))
                 conn.execute("UPDATE jobs SET state='processing', worker='synthetic' WHERE id=?", (job_id,))
                 job = Job.from_row(conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone())
                 image = rng.randbytes(image_bytes)
