@@ -190,7 +190,6 @@ def test_missing_hall_key_names_its_path(
 ) -> None:
     (kek_id,) = keys.kek_ids()
     path = keys.kek_path(kek_id)
-    os.chmod(path, 0o600)
     path.unlink()
     ctx = open_context(fresh_settings)
     try:
