@@ -72,6 +72,10 @@ def initialise(settings: Settings) -> list[str]:
     for d in data_dirs(settings):
         d.mkdir(parents=True, exist_ok=True)
     keys = FileKeySource(settings.keys_dir)
+    if _has_catalog_keys(settings):
+        # An existing catalog: new keys would not open its records. Check, never create.
+        _check_keys(keys, settings)
+        return []
     archive_public = None
     if not keys.archive_path.exists():
         archive_public = generate_archive_keypair(local_archive_key_path(settings))
@@ -90,6 +94,33 @@ def initialise(settings: Settings) -> list[str]:
     return created
 
 
+def _has_catalog_keys(settings: Settings) -> bool:
+    if not settings.catalog_path.exists():
+        return False
+    conn = connect(settings.catalog_path, settings.store)
+    try:
+        found = (
+            conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
+            and conn.execute("SELECT 1 FROM meta WHERE key='kek_current'").fetchone()
+        )
+    finally:
+        conn.close()
+    return bool(found)
+
+
+def _check_keys(keys: KeySource, settings: Settings) -> None:
+    """Load every key the catalog needs (fail fast, naming the file)."""
+    conn = connect(settings.catalog_path, settings.store)
+    try:
+        kek_id = KeyRing.current_kek_id(conn)
+    finally:
+        conn.close()
+    keys.kek(kek_id)
+    keys.index_key()
+    keys.device_key()
+    keys.archive_key()
+
+
 def open_context(settings: Settings, *, handed_over: bool = False, keys: KeySource | None = None) -> Context:
     if not settings.catalog_path.exists():
         raise DataDirError(
@@ -98,18 +129,24 @@ def open_context(settings: Settings, *, handed_over: bool = False, keys: KeySour
         )
     for d in data_dirs(settings):
         d.mkdir(parents=True, exist_ok=True)
-    conn = connect(settings.catalog_path, settings.store, handed_over=handed_over)
-    migrate(conn)
-    row = conn.execute("SELECT value FROM meta WHERE key='appliance_id'").fetchone()
-    if row is not None and row[0] != settings.hall_id:
-        conn.close()
-        raise DataDirError(
-            f"the catalog belongs to appliance {row[0]!r} but the settings say hall_id={settings.hall_id!r}; "
-            "its records are bound to the original id — restore hall_id in hall.toml"
-        )
     source = keys or key_source(settings)
-    keyring = KeyRing(source, settings.hall_id)
-    index = BlindIndex(source.index_key())
+    index = BlindIndex(source.index_key())  # before connecting: a key error leaks no connection
+    source.device_key()
+    conn = connect(settings.catalog_path, settings.store, handed_over=handed_over)
+    try:
+        migrate(conn)
+        row = conn.execute("SELECT value FROM meta WHERE key='appliance_id'").fetchone()
+        if row is not None and row[0] != settings.hall_id:
+            raise DataDirError(
+                f"the catalog belongs to appliance {row[0]!r} but the settings say "
+                f"hall_id={settings.hall_id!r}; its records are bound to the original id — restore hall_id "
+                "in hall.toml"
+            )
+        keyring = KeyRing(source, settings.hall_id)
+        source.kek(keyring.current_kek_id(conn))
+    except BaseException:
+        conn.close()
+        raise
     auditor = Auditor(keyring, checkpoint_every=settings.keys.checkpoint_every)
     queue = JobQueue(conn, keyring, auditor)
     store = RecordStore(

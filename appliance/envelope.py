@@ -51,6 +51,8 @@ class Aad:
     key_id: str
 
     def encode(self) -> bytes:
+        if any("\x00" in p for p in (self.appliance, self.owner, self.name, self.key_id)):
+            raise ValueError("AAD parts must not contain NUL (the encoding joins them with NUL)")
         parts = ("hall-appliance", str(FORMAT_VERSION), self.appliance, self.owner, str(self.version),
                  self.name, self.key_id)  # fmt: skip
         return "\x00".join(parts).encode("utf-8")
@@ -97,7 +99,7 @@ def wrap_key(kek: bytes, kek_id: str, dek: bytes, *, appliance: str, dek_id: str
 def unwrap_key(kek: bytes, kek_id: str, wrapped: bytes, *, appliance: str, dek_id: str) -> bytes:
     nonce = wrapped[len(_HEADER) : len(_HEADER) + _NONCE]
     try:
-        if wrapped[: len(_HEADER)] != _HEADER:
+        if len(wrapped) < OVERHEAD or wrapped[: len(_HEADER)] != _HEADER:
             raise InvalidTag
         return AESGCM(kek).decrypt(
             nonce, wrapped[len(_HEADER) + _NONCE :], _wrap_aad(appliance, dek_id, kek_id)

@@ -74,7 +74,7 @@ def load(store: RecordStore, record_id: str, *, actor: str) -> dict[str, Any]:
     job = conn.execute("SELECT * FROM jobs WHERE id=?", (rec["job_id"],)).fetchone()
     hidden = {"meta_ct", "suggest_ct", "code_token", "fingerprint", "dek_id"}
     out: dict[str, Any] = {k: rec[k] for k in rec.keys() if k not in hidden}  # noqa: SIM118 - sqlite3.Row
-    name = store_name(store, rec["job_id"])
+    name = store_name(store, rec["job_id"], dek_id=rec["dek_id"])
     out["original_name"] = name
     out["landed_at"] = job["landed_at"]
     out["received_at"] = job["received_at"]
@@ -105,9 +105,15 @@ def load(store: RecordStore, record_id: str, *, actor: str) -> dict[str, Any]:
     return out
 
 
-def store_name(store: RecordStore, job_id: str) -> str:
+def store_name(store: RecordStore, job_id: str, *, dek_id: str | None = None) -> str:
+    """The original file name. Given the record's ``dek_id``, it is opened with the record's
+    key, so a record whose plaintext ``job_id`` link was re-pointed fails authentication
+    instead of showing another file's name."""
     row = store.conn.execute("SELECT name_ct FROM jobs WHERE id=?", (job_id,)).fetchone()
-    data = json.loads(store.keyring.decrypt(store.conn, job_id, job_id, "job/name", bytes(row[0])))
+    if row is None:
+        raise RecordNotFound(f"no job {job_id!r}")
+    key = job_id if dek_id is None else dek_id
+    data = json.loads(store.keyring.decrypt(store.conn, key, job_id, "job/name", bytes(row[0])))
     return str(data["display"])
 
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +63,13 @@ def python(code: str, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, start_new_session=True)
 
 
-def hall(data_dir: Path, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def hall(
+    data_dir: Path, *args: str, stdin: str = "", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``hall`` command to completion (stdin: what the operator types)."""
     return subprocess.run(
         [HALL, "--data-dir", str(data_dir), *args],
-        input=stdin if stdin is not None else "",
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -76,10 +79,8 @@ def hall(data_dir: Path, *args: str, stdin: str | None = None, timeout: float = 
 
 def kill9(proc: subprocess.Popen[Any]) -> int:
     """SIGKILL the process's whole session and reap it; returns its exit status."""
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     return proc.wait(10)
 
 
@@ -120,6 +121,11 @@ def rotate_killed_at(data_dir: str, point: str, after: int = 0, batch: int = 7) 
     """
     settings = Settings.load(Path(data_dir))
     after_batch: Callable[[int], None] | None = None
+
+    def die_after(done: int) -> None:
+        if done >= after:
+            _die()
+
     if point == "key-file-tmp":
         real_replace = os.replace
 
@@ -128,7 +134,7 @@ def rotate_killed_at(data_dir: str, point: str, after: int = 0, batch: int = 7) 
                 _die()
             real_replace(src, dst, **kw)
 
-        os.replace = replace  # type: ignore[assignment]
+        os.replace = replace
     elif point == "key-written":
         real_create = FileKeySource.create_kek
 
@@ -139,10 +145,7 @@ def rotate_killed_at(data_dir: str, point: str, after: int = 0, batch: int = 7) 
 
         FileKeySource.create_kek = create_kek  # type: ignore[method-assign]
     elif point == "after-batch":
-
-        def after_batch(done: int) -> None:
-            if done >= after:
-                _die()
+        after_batch = die_after
     elif point == "destroy-old":
 
         def destroy_kek(self: FileKeySource, kek_id: str) -> None:
@@ -225,15 +228,13 @@ def confirm_worker(settings_json: str, seed: int, self_kill: float, pause_s: flo
                     _die()
                 return entry
 
-            app.audit.record = record  # type: ignore[method-assign]
+            app.audit.record = record  # type: ignore[method-assign,assignment]
         while True:
             drafts = [r[0] for r in app.conn.execute("SELECT id FROM records WHERE status='draft'")]
             if not drafts:
                 return
-            try:
+            with suppress(record_metadata.RecordStateError):  # another worker confirmed it first
                 record_metadata.confirm(app.store, settings, rng.choice(drafts), actor=actor)
-            except record_metadata.RecordStateError:
-                pass  # another worker confirmed it first
             time.sleep(rng.uniform(0, pause_s))
 
 

@@ -140,6 +140,11 @@ def test_rotation_killed_at_random_moments_resumes_and_finishes(tmp_path: Path, 
             log.append(f"kill {i} ({mode}) after {time.monotonic() - t0:.3f}s (+{delay:.4f}s): exit {status},"
                        f" target={target} moved={moved}/{live} keys={kek_files(settings)}")  # fmt: skip
             print(log[-1])
+            missing = set(dek_keys(settings)) - {f.removesuffix(".key") for f in kek_files(settings)}
+            assert not missing, (
+                f"data keys are wrapped under hall keys whose files are gone: {missing}",
+                log,
+            )
             halfway += target is not None and 0 < moved < live
         target, moved = _progress(conn)
     assert halfway >= 2, ("too few kills landed in the middle of a rotation to test resuming", log)
@@ -157,7 +162,7 @@ def test_rotation_killed_at_random_moments_resumes_and_finishes(tmp_path: Path, 
 
 # --- kills at exact step boundaries -----------------------------------------------------------------
 def _killed_at(settings: Settings, point: str, after: int = 0) -> None:
-    code = "import sys; from tests.store_workers import rotate_killed_at as r; r(sys.argv[1], sys.argv[2], int(sys.argv[3]))"  # fmt: skip
+    code = "import sys; from tests.store_workers import rotate_killed_at as r; r(*sys.argv[1:3], int(sys.argv[3]))"  # noqa: E501
     proc = python(code, str(settings.data_dir), point, str(after))
     try:
         status = proc.wait(60)
