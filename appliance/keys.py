@@ -16,6 +16,7 @@ Layout of ``keys/``::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -41,6 +42,7 @@ class KeySource(Protocol):
     def kek_ids(self) -> list[str]: ...
     def create_kek(self) -> str: ...
     def destroy_kek(self, kek_id: str) -> None: ...
+    def discard_unfinished(self) -> None: ...
     def index_key(self) -> bytes: ...
     def device_key(self) -> Ed25519PrivateKey: ...
     def archive_key(self) -> X25519PublicKey: ...
@@ -174,6 +176,21 @@ class FileKeySource:
                 os.fsync(f.fileno())
             path.unlink()
             fsync_dir(path.parent)
+
+    def discard_unfinished(self) -> None:
+        """Overwrite and remove key files whose atomic write was cut short (``.kek-*.tmp``)."""
+        if not self.kek_dir.is_dir():
+            return
+        for tmp in self.kek_dir.glob(".kek-*.tmp"):
+            with contextlib.suppress(OSError):
+                os.chmod(tmp, 0o600)
+                size = tmp.stat().st_size
+                with tmp.open("r+b") as f:
+                    f.write(os.urandom(size))
+                    f.flush()
+                    os.fsync(f.fileno())
+            tmp.unlink(missing_ok=True)
+        fsync_dir(self.kek_dir)
 
     def create_missing(self, archive_public: X25519PublicKey | None) -> list[str]:
         """Create whatever key is absent (idempotent; existing keys are never replaced).

@@ -15,15 +15,24 @@ Resumable after a kill at any point:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from appliance import envelope
 from appliance.auditor import Auditor
 from appliance.catalog import transaction
+from appliance.errors import HallError
 from appliance.keyring import KeyRing
+
+
+class RotationBusy(HallError):
+    code = "rotation_busy"
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,24 @@ def _rewrap_all(keyring: KeyRing, conn: sqlite3.Connection, target: str, batch: 
             after_batch(done)
 
 
+@contextlib.contextmanager
+def _exclusive(conn: sqlite3.Connection) -> Iterator[None]:
+    """One rotation at a time: two would each take the other's new key for an orphan."""
+    db_file = conn.execute("PRAGMA database_list").fetchone()["file"]
+    lock_path = Path(db_file).with_name("keys-rotation.lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RotationBusy(
+                "another `hall keys rotate` is running on this data dir; wait for it to finish"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def rotate(
     keyring: KeyRing,
     conn: sqlite3.Connection,
@@ -71,8 +98,22 @@ def rotate(
     batch: int = 500,
     after_batch: Callable[[int], None] | None = None,
 ) -> RotationReport:
+    with _exclusive(conn):
+        return _rotate(keyring, conn, auditor, actor=actor, batch=batch, after_batch=after_batch)
+
+
+def _rotate(
+    keyring: KeyRing,
+    conn: sqlite3.Connection,
+    auditor: Auditor,
+    *,
+    actor: str,
+    batch: int,
+    after_batch: Callable[[int], None] | None,
+) -> RotationReport:
     t0 = time.monotonic()
     keys = keyring.keys
+    keys.discard_unfinished()  # a key file cut short by a kill while it was written
     row = conn.execute("SELECT value FROM meta WHERE key='kek_rotation_target'").fetchone()
     resumed = row is not None
     if row is None:

@@ -132,7 +132,11 @@ class KeySettings(_Section):
 class ArchivalSettings(_Section):
     """How this hall's records are numbered and described (DA/T 22 档号, DA/T 46 metadata)."""
 
-    fonds: str = Field(default="0001", pattern=r"^[0-9A-Za-z]{1,8}$", description="全宗号 (fonds code).")
+    fonds: str = Field(
+        default="0001",
+        pattern=r"^[0-9A-Z]{1,8}$",
+        description="全宗号 (fonds code: digits, capital letters).",
+    )
     category: str = Field(
         default="WS", pattern=r"^[A-Z]{1,4}$", description="门类代码 (category, WS = 文书)."
     )

@@ -11,6 +11,8 @@ their retention expires; the hall key itself is needed to use them.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,8 @@ from appliance.jobqueue import add_event
 
 if TYPE_CHECKING:
     from appliance.records import RecordStore
+
+log = logging.getLogger(__name__)
 
 
 def shred(store: RecordStore, record_id: str, *, actor: str, reason: str) -> None:
@@ -47,5 +51,23 @@ def shred(store: RecordStore, record_id: str, *, actor: str, reason: str) -> Non
         conn.execute("UPDATE pages SET ocr_ct=x'' WHERE record_id=?", (record_id,))
         detail = {"method": "crypto-shredding"}
         add_event(conn, rec["job_id"], "deletion", "success", detail, record_id=record_id, agent=actor)
-        store.audit.record(conn, actor, "record.shred", record_id, {"pages": rec["page_count"]},
-                           sensitive={"reason": reason})  # fmt: skip
+        store.audit.record(
+            conn, actor, "record.shred", record_id, {"pages": rec["page_count"]}, sensitive={"reason": reason}
+        )
+    _flush_old_pages(conn)
+
+
+def _flush_old_pages(conn: sqlite3.Connection) -> None:
+    """The old versions of the changed pages (with the wrapped key) stay in the WAL — and in the
+    database file until the WAL is checkpointed over them. When the application owns
+    checkpointing (``wal_autocheckpoint`` > 0) it checkpoints now so the key bytes are gone from
+    both files. Under Litestream (``wal_autocheckpoint=0``: Litestream alone checkpoints) they go
+    at its next checkpoint; the replica keeps them until its retention expires (docs/security.md)."""
+    if int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 0:
+        return
+    for _ in range(20):
+        busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy == 0:
+            return
+        time.sleep(0.1)
+    log.warning("a reader kept the checkpoint after a shred from finishing; the next checkpoint completes it")

@@ -110,6 +110,7 @@ def _wait_for(path: Path) -> None:
 
 
 # --- hall keys rotate, killed or paused at exact points --------------------------------------------
+# The hooks are installed once the context is open, so only calls made by the rotation count.
 def rotate_killed_at(data_dir: str, point: str, after: int = 0, batch: int = 7) -> None:
     """Run the rotation ``hall keys rotate`` runs, and SIGKILL this process at ``point``:
 
@@ -119,42 +120,38 @@ def rotate_killed_at(data_dir: str, point: str, after: int = 0, batch: int = 7) 
     - ``destroy-old``: the new key is current (step 4 committed), before the old one is destroyed
       (call it on a data dir without orphan key files, so the first destroy is the one of step 5).
     """
-    settings = Settings.load(Path(data_dir))
     after_batch: Callable[[int], None] | None = None
 
     def die_after(done: int) -> None:
         if done >= after:
             _die()
 
-    if point == "key-file-tmp":
-        real_replace = os.replace
+    real_replace, real_create = os.replace, FileKeySource.create_kek
 
-        def replace(src: Any, dst: Any, **kw: Any) -> None:
-            if Path(dst).parent.name == "kek":
-                _die()
-            real_replace(src, dst, **kw)
-
-        os.replace = replace
-    elif point == "key-written":
-        real_create = FileKeySource.create_kek
-
-        def create_kek(self: FileKeySource) -> str:
-            real_create(self)
+    def replace(src: Any, dst: Any, **kw: Any) -> None:
+        if Path(dst).parent.name == "kek":
             _die()
-            raise AssertionError("unreachable")
+        real_replace(src, dst, **kw)
 
-        FileKeySource.create_kek = create_kek  # type: ignore[method-assign]
-    elif point == "after-batch":
-        after_batch = die_after
-    elif point == "destroy-old":
+    def create_kek(self: FileKeySource) -> str:
+        real_create(self)
+        _die()
+        raise AssertionError("unreachable")
 
-        def destroy_kek(self: FileKeySource, kek_id: str) -> None:
-            _die()
+    def destroy_kek(self: FileKeySource, kek_id: str) -> None:
+        _die()
 
-        FileKeySource.destroy_kek = destroy_kek  # type: ignore[method-assign]
-    else:
-        raise SystemExit(f"unknown kill point {point!r}")
-    with opened(settings) as app:
+    with opened(Settings.load(Path(data_dir))) as app:
+        if point == "key-file-tmp":
+            os.replace = replace
+        elif point == "key-written":
+            FileKeySource.create_kek = create_kek  # type: ignore[method-assign]
+        elif point == "after-batch":
+            after_batch = die_after
+        elif point == "destroy-old":
+            FileKeySource.destroy_kek = destroy_kek  # type: ignore[method-assign]
+        else:
+            raise SystemExit(f"unknown kill point {point!r}")
         rotate(app.keyring, app.conn, app.audit, actor="cli:test", batch=batch, after_batch=after_batch)
     raise SystemExit(f"the rotation finished without reaching {point!r}")
 
@@ -163,11 +160,10 @@ def rotate_pausing(data_dir: str, point: str, gate: str, name: str) -> None:
     """Run the rotation; at ``point`` write ``gate/<name>.ready`` and wait for ``gate/<name>.go``:
 
     - ``before-orphan-scan``: the run has seen that no rotation is in progress and is about to
-      look for orphan key files (the first ``current_kek_id`` call);
+      look for orphan key files (its first ``current_kek_id`` call);
     - ``after-new-key-read``: the run has created its new key, recorded it as the target and read
       it for re-wrapping, before the first batch commits.
     """
-    settings = Settings.load(Path(data_dir))
     ready, go = Path(gate) / f"{name}.ready", Path(gate) / f"{name}.go"
     paused = False
 
@@ -178,33 +174,32 @@ def rotate_pausing(data_dir: str, point: str, gate: str, name: str) -> None:
             ready.touch()
             _wait_for(go)
 
-    if point == "before-orphan-scan":
-        real_current = KeyRing.current_kek_id
+    real_current = KeyRing.current_kek_id
+    real_create, real_kek = FileKeySource.create_kek, FileKeySource.kek
+    created: list[str] = []
 
-        def current_kek_id(conn: sqlite3.Connection) -> str:
+    def current_kek_id(conn: sqlite3.Connection) -> str:
+        pause()
+        return real_current(conn)
+
+    def create_kek(self: FileKeySource) -> str:
+        created.append(real_create(self))
+        return created[-1]
+
+    def kek(self: FileKeySource, kek_id: str) -> bytes:
+        key = real_kek(self, kek_id)
+        if kek_id in created:
             pause()
-            return real_current(conn)
+        return key
 
-        KeyRing.current_kek_id = staticmethod(current_kek_id)  # type: ignore[method-assign]
-    elif point == "after-new-key-read":
-        real_create, real_kek = FileKeySource.create_kek, FileKeySource.kek
-        created: list[str] = []
-
-        def create_kek(self: FileKeySource) -> str:
-            created.append(real_create(self))
-            return created[-1]
-
-        def kek(self: FileKeySource, kek_id: str) -> bytes:
-            key = real_kek(self, kek_id)
-            if kek_id in created:
-                pause()
-            return key
-
-        FileKeySource.create_kek = create_kek  # type: ignore[method-assign]
-        FileKeySource.kek = kek  # type: ignore[method-assign]
-    else:
-        raise SystemExit(f"unknown pause point {point!r}")
-    with opened(settings) as app:
+    with opened(Settings.load(Path(data_dir))) as app:
+        if point == "before-orphan-scan":
+            KeyRing.current_kek_id = staticmethod(current_kek_id)  # type: ignore[method-assign]
+        elif point == "after-new-key-read":
+            FileKeySource.create_kek = create_kek  # type: ignore[method-assign]
+            FileKeySource.kek = kek  # type: ignore[method-assign]
+        else:
+            raise SystemExit(f"unknown pause point {point!r}")
         rep = rotate(app.keyring, app.conn, app.audit, actor=f"cli:{name}", batch=50)
     print(f"{name}: rotated to {rep.new_kek}, resumed={rep.resumed}", flush=True)
 

@@ -32,8 +32,8 @@ ACTOR = "t"
 
 # --- checks ---------------------------------------------------------------------------------------
 def kek_files(settings: Settings) -> list[str]:
-    """Every entry of keys/kek/, hidden ones included."""
-    return sorted(p.name for p in FileKeySource(settings.keys_dir).kek_dir.iterdir())
+    """Every hall key file in keys/kek/, hidden temporaries included (a lock file is not one)."""
+    return sorted(p.name for p in FileKeySource(settings.keys_dir).kek_dir.iterdir() if "kek-" in p.name)
 
 
 def dek_keys(settings: Settings) -> dict[str | None, int]:
