@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from pathlib import Path
 
 import click
 
@@ -111,6 +112,31 @@ def record_shred(ctx: click.Context, record_id: str, reason: str, yes: bool) -> 
     finally:
         app.close()
     click.echo(f"record {record_id} shredded")
+
+
+@record.command("export")
+@click.argument("record_id")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write into (created; it should be on media you control).",
+)
+@click.pass_context
+def record_export(ctx: click.Context, record_id: str, out_dir: Path) -> None:
+    """Write a record's decrypted original, cleaned pages and metadata to a folder (audited as
+    an export: the copy leaves the box's protection)."""
+    from appliance.context import open_context
+    from appliance.exporting import export_record
+
+    app = open_context(_settings(ctx))
+    try:
+        written = export_record(app.store, record_id, out_dir, actor=actor())
+    finally:
+        app.close()
+    for path in written:
+        click.echo(str(path))
 
 
 @click.group()

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -166,3 +167,26 @@ def test_audit_verify_cli_passes_then_names_the_tampered_entry(
     assert (
         report["ok"] is False and report["breaks"][0]["seq"] == 5 and report["breaks"][0]["kind"] == "altered"
     )
+
+
+def test_export_writes_the_decrypted_record_named_by_its_archival_code(
+    loaded: tuple[Context, list[SyntheticRecord]], tmp_path: Path
+) -> None:
+    ctx, recs = loaded
+    r = recs[0]
+    record_metadata.edit(ctx.store, ctx.settings, r.record_id, _valid(r), actor="t")
+    code = record_metadata.confirm(ctx.store, ctx.settings, r.record_id, actor="t")
+    out = CliRunner().invoke(main, ["--data-dir", str(ctx.settings.data_dir), "record", "export", r.record_id,
+                                    "--out", str(tmp_path / "usb")])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    stem = code.replace("·", "-")
+    assert sorted(p.name for p in (tmp_path / "usb").iterdir()) == [
+        f"{stem}-0001.jpg",
+        f"{stem}.jpg",
+        f"{stem}.json",
+    ]
+    info = json.loads((tmp_path / "usb" / f"{stem}.json").read_text(encoding="utf-8"))
+    assert info["metadata"]["applicant"] == r.content.person.name and info["text"] == ["\n".join(r.lines)]
+    assert (tmp_path / "usb" / f"{stem}.jpg").read_bytes() == ctx.store.master(r.record_id, actor="t")
+    [entry] = audit.entries(ctx.conn, action="record.export", target=r.record_id)
+    assert entry.actor.startswith("cli:")
