@@ -17,12 +17,75 @@ from appliance.audit import AUDIT_SCHEMA
 from appliance.errors import DataDirError
 from appliance.settings import StoreSettings
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 # Catalogs of versions 1-2 were written by development builds that kept OCR text and names in
 # plaintext; they cannot be upgraded in place (see :func:`migrate`).
 _FIRST_SUPPORTED = 3
-_MIGRATIONS: dict[int, tuple[str, ...]] = {}
+# ``_SCHEMA`` (+ the audit schema) is version 3 exactly. A fresh catalog is created at that
+# version and brought up by the same ``_MIGRATIONS`` as an existing one, so every table is defined
+# once. ``_MIGRATIONS[n]`` upgrades version n to n + 1 inside one transaction.
+_BASE_SCHEMA_VERSION = 3
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 3 -> 4: staff accounts for the counter web UI (appliance.accounts). Only hashes of secrets
+    # are stored: Argon2id password hashes, SHA-256 of session and API tokens.
+    3: (
+        """CREATE TABLE users (
+            id             INTEGER PRIMARY KEY,
+            username       TEXT NOT NULL UNIQUE,
+            display_name   TEXT NOT NULL,
+            role           TEXT NOT NULL CHECK (role IN ('clerk','supervisor','technician','admin')),
+            pw_hash        TEXT NOT NULL,      -- Argon2id PHC string
+            disabled       INTEGER NOT NULL DEFAULT 0,
+            created_at     REAL NOT NULL,
+            pw_changed_at  REAL NOT NULL
+        )""",
+        """CREATE TABLE sessions (
+            id_hash     TEXT PRIMARY KEY,      -- SHA-256 hex of the session token (never the token)
+            user_id     INTEGER NOT NULL REFERENCES users(id),
+            csrf        TEXT NOT NULL,
+            created_at  REAL NOT NULL,
+            last_seen   REAL NOT NULL,
+            client      TEXT,
+            user_agent  TEXT
+        )""",
+        "CREATE INDEX sessions_user ON sessions(user_id)",
+        """CREATE TABLE api_tokens (
+            id          TEXT PRIMARY KEY,
+            token_hash  TEXT NOT NULL UNIQUE,  -- SHA-256 hex of the secret (never the secret)
+            user_id     INTEGER NOT NULL REFERENCES users(id),
+            name        TEXT NOT NULL,
+            scopes      TEXT NOT NULL,         -- JSON list of permissions
+            created_at  REAL NOT NULL,
+            expires_at  REAL,
+            last_used   REAL,
+            revoked_at  REAL
+        )""",
+        "CREATE INDEX api_tokens_user ON api_tokens(user_id)",
+        """CREATE TABLE login_failures (
+            id        INTEGER PRIMARY KEY,
+            username  TEXT,                    -- NULL once a successful login cleared the account
+            client    TEXT,
+            at        REAL NOT NULL
+        )""",
+        "CREATE INDEX login_failures_user ON login_failures(username, at)",
+        "CREATE INDEX login_failures_client ON login_failures(client, at)",
+    ),
+    # 4 -> 5: intake previews (thumbnail made before OCR, encrypted blob) and quarantine decisions.
+    4: (
+        """CREATE TABLE previews (
+            job_id      TEXT PRIMARY KEY REFERENCES jobs(id),
+            thumb_blob  TEXT NOT NULL,         -- sha256 of the encrypted thumbnail blob
+            pages       INTEGER NOT NULL,      -- pages previewed (at most the first four)
+            flags       TEXT NOT NULL,         -- JSON: quality flags per previewed page
+            rescan      INTEGER NOT NULL,
+            at          REAL NOT NULL
+        )""",
+        "ALTER TABLE quarantine ADD COLUMN decision TEXT",  # 'retry' | 'dismiss'
+        "ALTER TABLE quarantine ADD COLUMN decided_by TEXT",
+        "ALTER TABLE quarantine ADD COLUMN decided_at REAL",
+    ),
+}
 
 # Nothing personal is stored in plaintext: names, OCR text and metadata are AES-256-GCM
 # ciphertext (``*_ct`` columns, see appliance.envelope) and page images are encrypted blobs.
@@ -226,9 +289,11 @@ def migrate(conn: sqlite3.Connection) -> None:
     with transaction(conn):
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
-            conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            return
-        version = int(row[0])
+            # Fresh (or created but never stamped): _SCHEMA is the base version; migrate up below.
+            version = _BASE_SCHEMA_VERSION
+            conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),))
+        else:
+            version = int(row[0])
         if version < _FIRST_SUPPORTED:
             raise DataDirError(
                 f"catalog schema version {version} comes from a development build that stored text "

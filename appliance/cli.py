@@ -143,9 +143,19 @@ def ingest(ctx: click.Context, files: tuple[Path, ...], counter: str, as_json: b
 @click.option(
     "--demo-interval", type=float, default=2.0, show_default=True, help="Seconds between sample scans."
 )
+@click.option("--host", default=None, help="Address the UI/API listens on (default: settings api.host).")
+@click.option("--port", default=None, type=int, help="Port of the UI/API (default: settings api.port).")
+@click.option("--no-api", is_flag=True, help="Only watch and process (no UI/API server).")
 @click.pass_context
-def serve(ctx: click.Context, demo_count: int, demo_interval: float) -> None:
-    """Run the appliance: watch the drop folders and process every scan."""
+def serve(
+    ctx: click.Context,
+    demo_count: int,
+    demo_interval: float,
+    host: str | None,
+    port: int | None,
+    no_api: bool,
+) -> None:
+    """Run the appliance: watch the drop folders, process every scan, serve the staff UI."""
     from appliance.service import Service
 
     settings = _settings(ctx)
@@ -158,7 +168,10 @@ def serve(ctx: click.Context, demo_count: int, demo_interval: float) -> None:
             feed(settings, demo_count, interval=demo_interval, seed=int(time.time()))
 
         threading.Thread(target=_feed, name="demo-feed", daemon=True).start()
-    service.run_forever()
+    if no_api:
+        service.run_forever()
+    else:
+        service.run_with_api(host or settings.api.host, port or settings.api.port)
 
 
 @main.command()

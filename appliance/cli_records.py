@@ -43,8 +43,9 @@ def _problems_exit(e: Exception) -> None:
 @click.option("--accept-suggestions", is_flag=True, help="Take the OCR suggestions first, then --set values.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def record_edit(ctx: click.Context, record_id: str, sets: tuple[str, ...], accept_suggestions: bool,
-                as_json: bool) -> None:  # fmt: skip
+def record_edit(
+    ctx: click.Context, record_id: str, sets: tuple[str, ...], accept_suggestions: bool, as_json: bool
+) -> None:
     """Change metadata fields (validated; every change is audited)."""
     from appliance import record_reader
     from appliance.context import open_context

@@ -34,9 +34,14 @@ def _echo_json(obj: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of hits ([] when nothing matches).")
 @click.pass_context
 def search(
-    ctx: click.Context, query: str, limit: int, status: str | None, retention: str | None, matter: str | None,
+    ctx: click.Context,
+    query: str,
+    limit: int,
+    status: str | None,
+    retention: str | None,
+    matter: str | None,
     as_json: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Find records by words on the page, name, ID number, phone or 档号."""
     from appliance.context import open_context
     from appliance.search import SearchFilters
@@ -45,9 +50,12 @@ def search(
     app = open_context(_settings(ctx))
     try:
         hits = run_search(
-            app.store, query, actor=actor(), limit=limit,
+            app.store,
+            query,
+            actor=actor(),
+            limit=limit,
             filters=SearchFilters(status=status, retention=retention, matter=matter),
-        )  # fmt: skip
+        )
     finally:
         app.close()
     if as_json:

@@ -53,8 +53,15 @@ class Aad:
     def encode(self) -> bytes:
         if any("\x00" in p for p in (self.appliance, self.owner, self.name, self.key_id)):
             raise ValueError("AAD parts must not contain NUL (the encoding joins them with NUL)")
-        parts = ("hall-appliance", str(FORMAT_VERSION), self.appliance, self.owner, str(self.version),
-                 self.name, self.key_id)  # fmt: skip
+        parts = (
+            "hall-appliance",
+            str(FORMAT_VERSION),
+            self.appliance,
+            self.owner,
+            str(self.version),
+            self.name,
+            self.key_id,
+        )
         return "\x00".join(parts).encode("utf-8")
 
     def describe(self) -> str:

@@ -110,8 +110,11 @@ def edit(
     old = {**defaults(settings, rec["page_count"]), **stored}
     merged = normalise_metadata(RecordMetadata.from_dict({**old, **changes})).to_dict()
     new = {k: v for k, v in merged.items() if v not in (None, "")}
-    problems = validate(RecordMetadata.from_dict(new), for_confirmation=rec["status"] == "confirmed",
-                        today=today or dt.date.today())  # fmt: skip
+    problems = validate(
+        RecordMetadata.from_dict(new),
+        for_confirmation=rec["status"] == "confirmed",
+        today=today or dt.date.today(),
+    )
     if problems:
         raise MetadataRejected(problems)
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -120,12 +123,23 @@ def edit(
     with transaction(store.conn):
         rec = _record(store, record_id)  # re-read under the write lock
         version = _write(store, rec, new, stored or None)
-        add_event(store.conn, rec["job_id"], "metadata modification", "success",
-                  {"fields": changed, "version": version}, record_id=record_id, agent=actor)  # fmt: skip
+        add_event(
+            store.conn,
+            rec["job_id"],
+            "metadata modification",
+            "success",
+            {"fields": changed, "version": version},
+            record_id=record_id,
+            agent=actor,
+        )
         store.audit.record(
-            store.conn, actor, "metadata.edit", record_id, {"fields": changed, "version": version},
+            store.conn,
+            actor,
+            "metadata.edit",
+            record_id,
+            {"fields": changed, "version": version},
             sensitive={k: [old.get(k), new.get(k)] for k in changed},
-        )  # fmt: skip
+        )
     return new
 
 
@@ -160,8 +174,9 @@ def confirm(
             " ON CONFLICT(prefix) DO UPDATE SET last_item=excluded.last_item",
             (prefix, item),
         )
-        code = format_archival_code(ArchivalCodeParts(a.fonds, a.category, year, str(meta["retention"]),
-                                                      a.department, item))  # fmt: skip
+        code = format_archival_code(
+            ArchivalCodeParts(a.fonds, a.category, year, str(meta["retention"]), a.department, item)
+        )
         meta["archival_code"] = code
         _write(store, rec, meta, stored or None)
         now = time.time()
@@ -170,8 +185,15 @@ def confirm(
             " confirmed_by=? WHERE id=?",
             (store.index.exact("archival_code", code), prefix, item, now, actor, record_id),
         )
-        add_event(conn, rec["job_id"], "archival code assignment", "success", {"archival_code": code},
-                  record_id=record_id, agent=actor)  # fmt: skip
+        add_event(
+            conn,
+            rec["job_id"],
+            "archival code assignment",
+            "success",
+            {"archival_code": code},
+            record_id=record_id,
+            agent=actor,
+        )
         store.audit.record(conn, actor, "record.confirm", record_id, {"archival_code": code})
     return code
 

@@ -67,10 +67,11 @@ def texts(store: RecordStore, record_id: str) -> dict[str, str]:
     return out
 
 
-def load(store: RecordStore, record_id: str, *, actor: str) -> dict[str, Any]:
+def load(store: RecordStore, record_id: str, *, actor: str, search_id: int | None = None) -> dict[str, Any]:
+    """The decrypted record. ``search_id``: the audit seq of the search that led here."""
     conn = store.conn
     rec = _record_row(store, record_id)
-    _audit_view(store, actor, "record.view", record_id, {})
+    _audit_view(store, actor, "record.view", record_id, {} if search_id is None else {"search": search_id})
     job = conn.execute("SELECT * FROM jobs WHERE id=?", (rec["job_id"],)).fetchone()
     hidden = {"meta_ct", "suggest_ct", "code_token", "fingerprint", "dek_id"}
     out: dict[str, Any] = {k: rec[k] for k in rec.keys() if k not in hidden}  # noqa: SIM118 - sqlite3.Row
@@ -138,10 +139,13 @@ def master(store: RecordStore, record_id: str, *, actor: str) -> bytes:
     return store.keyring.decrypt(store.conn, rec["dek_id"], record_id, "master", blob)
 
 
-def latest_quarantine(store: RecordStore, limit: int) -> list[dict[str, Any]]:
+def latest_quarantine(
+    store: RecordStore, limit: int, *, include_decided: bool = True
+) -> list[dict[str, Any]]:
+    where = "" if include_decided else " WHERE q.decision IS NULL"
     rows = store.conn.execute(
-        "SELECT q.job_id, q.reason_code, q.reason, q.path, q.at, j.counter"
-        " FROM quarantine q JOIN jobs j ON j.id=q.job_id ORDER BY q.at DESC LIMIT ?",
+        "SELECT q.job_id, q.reason_code, q.reason, q.path, q.at, q.decision, q.decided_by, j.counter"
+        f" FROM quarantine q JOIN jobs j ON j.id=q.job_id{where} ORDER BY q.at DESC LIMIT ?",
         (limit,),
     ).fetchall()
     out = []

@@ -302,8 +302,8 @@ class RecordStore:
         return self.keyring.decrypt(self.conn, job_id, job_id, "quarantine/original", blob)
 
     # --- reading (decrypts; every content read by a person is audited) ----------------------
-    def get(self, record_id: str, *, actor: str) -> dict[str, Any]:
-        return record_reader.load(self, record_id, actor=actor)
+    def get(self, record_id: str, *, actor: str, search_id: int | None = None) -> dict[str, Any]:
+        return record_reader.load(self, record_id, actor=actor, search_id=search_id)
 
     def page_blob(self, record_id: str, idx: int, kind: str, *, actor: str) -> bytes:
         return record_reader.page_image(self, record_id, idx, kind, actor=actor)
@@ -311,8 +311,8 @@ class RecordStore:
     def master(self, record_id: str, *, actor: str) -> bytes:
         return record_reader.master(self, record_id, actor=actor)
 
-    def latest_quarantine(self, limit: int = 10) -> list[dict[str, Any]]:
-        return record_reader.latest_quarantine(self, limit)
+    def latest_quarantine(self, limit: int = 10, *, include_decided: bool = True) -> list[dict[str, Any]]:
+        return record_reader.latest_quarantine(self, limit, include_decided=include_decided)
 
     # --- listing (no content) -------------------------------------------------------------
     def record_ids(self) -> list[str]:

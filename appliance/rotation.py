@@ -44,8 +44,14 @@ class RotationReport:
     seconds: float
 
 
-def _rewrap_all(keyring: KeyRing, conn: sqlite3.Connection, target: str, batch: int,
-                after_batch: Callable[[int], None] | None, done: int) -> int:  # fmt: skip
+def _rewrap_all(
+    keyring: KeyRing,
+    conn: sqlite3.Connection,
+    target: str,
+    batch: int,
+    after_batch: Callable[[int], None] | None,
+    done: int,
+) -> int:
     keys, appliance = keyring.keys, keyring.appliance
     new_kek = keys.kek(target)
     while True:

@@ -157,13 +157,33 @@ def _confirm(store: RecordStore, rid: str, query: str, why: set[str], filters: S
         snip = make_snippet(text, spans)
         line_no = text.count("\n", 0, spans[0][0]) if lines else None
         return Hit(
-            rid, meta.get("archival_code"), meta.get("title"), rec["status"], rec["created_at"], 0.0,
-            sorted(why), snip.text, list(snip.highlights), page, line_no,
-        )  # fmt: skip
+            rid,
+            meta.get("archival_code"),
+            meta.get("title"),
+            rec["status"],
+            rec["created_at"],
+            0.0,
+            sorted(why),
+            snip.text,
+            list(snip.highlights),
+            page,
+            line_no,
+        )
     if exact:  # matched an exact field whose text form differs (e.g. phone written with spaces)
         summary = " · ".join(str(meta[k]) for k in ("title", "applicant") if meta.get(k))
-        return Hit(rid, meta.get("archival_code"), meta.get("title"), rec["status"], rec["created_at"], 0.0,
-                   sorted(exact), summary, [], None, None)  # fmt: skip
+        return Hit(
+            rid,
+            meta.get("archival_code"),
+            meta.get("title"),
+            rec["status"],
+            rec["created_at"],
+            0.0,
+            sorted(exact),
+            summary,
+            [],
+            None,
+            None,
+        )
     return None
 
 
@@ -176,6 +196,19 @@ def search(
     filters: SearchFilters | None = None,
 ) -> list[Hit]:
     """Ranked, confirmed hits (an empty list when nothing matches). Audited."""
+    return search_audited(store, query, actor=actor, limit=limit, filters=filters)[0]
+
+
+def search_audited(
+    store: RecordStore,
+    query: str,
+    *,
+    actor: str,
+    limit: int = 20,
+    filters: SearchFilters | None = None,
+) -> tuple[list[Hit], int]:
+    """:func:`search`, also returning the sequence number of its audit entry (the search id a
+    later record view refers to, for the retrieval-success figure)."""
     filters = filters or SearchFilters()
     t0 = time.perf_counter()
     hits: list[Hit] = []
@@ -189,7 +222,7 @@ def search(
                 if len(hits) >= limit:
                     break
     with transaction(store.conn):
-        store.audit.record(
+        entry = store.audit.record(
             store.conn,
             actor,
             "search",
@@ -197,7 +230,7 @@ def search(
             {"hits": len(hits), "ms": round((time.perf_counter() - t0) * 1000, 1)},
             sensitive={"query": query},
         )
-    return hits
+    return hits, entry.seq
 
 
 def reindex(store: RecordStore, *, actor: str) -> int:

@@ -1,10 +1,12 @@
-"""``hall serve``: the drop-folder watcher in this process, OCR workers as child processes, and a
-supervisor that restarts dead workers and returns their jobs to the queue."""
+"""``hall serve``: the drop-folder watcher and intake previews in this process, OCR workers as
+child processes, a supervisor that restarts dead workers and returns their jobs to the queue, and
+(``run_with_api``) the counter API and staff UI served by uvicorn in the main thread."""
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import queue
 import signal
 import threading
 import time
@@ -31,6 +33,9 @@ class Service:
         )
         self._stopping = threading.Event()
         self._intake_ctx: Context | None = None  # opened in the watcher thread (sqlite3 is per-thread)
+        self._previews: queue.Queue[str | None] = queue.Queue()
+        self._preview_thread = threading.Thread(target=self._preview_loop, name="preview", daemon=True)
+        self._supervisor: threading.Thread | None = None
 
     def _take(self, cand: Candidate) -> None:
         if self._intake_ctx is None:
@@ -38,6 +43,22 @@ class Service:
             self._intake_ctx = open_context(self.settings, handed_over=True)
         taken = self._intake_ctx.spool.take(cand.path, counter=cand.folder.counter, root=cand.root, move=True)
         log.info("took a file from %s -> job %s (%s)", cand.folder.counter, taken.job_id, taken.state)
+        if taken.state == "received":
+            self._previews.put(taken.job_id)
+
+    def _preview_loop(self) -> None:
+        """Previews for the live intake view; optional, so a failure only costs the preview."""
+        from appliance.preview import make_preview
+
+        ctx = open_context(self.settings, handed_over=True)
+        try:
+            while (job_id := self._previews.get()) is not None:
+                try:
+                    make_preview(ctx, job_id)
+                except Exception as e:  # no traceback: messages may carry paths
+                    log.warning("no preview for job %s (%s)", job_id, type(e).__name__)
+        finally:
+            ctx.close()
 
     def recover(self) -> None:
         """Start-up reconciliation after a crash or power loss."""
@@ -60,6 +81,7 @@ class Service:
         self.recover()
         for i in range(self.settings.pipeline.workers):
             self._start_worker(f"w{i}")
+        self._preview_thread.start()
         self.watcher.start()
 
     def supervise_once(self) -> None:
@@ -85,13 +107,68 @@ class Service:
         finally:
             self.stop()
 
+    def run_with_api(self, host: str, port: int) -> None:
+        """Watcher, previews and workers, plus the API/UI server in the main thread (uvicorn
+        handles SIGINT/SIGTERM; the service stops after it)."""
+        import uvicorn
+
+        from appliance.api import create_app
+
+        app = create_app(self.settings)
+        app.state.services = self.health
+        api = self.settings.api
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,  # URLs carry search queries: never logged
+            ssl_certfile=str(self._path(api.tls_cert)) if api.tls_cert else None,
+            ssl_keyfile=str(self._path(api.tls_key)) if api.tls_key else None,
+        )
+        server = uvicorn.Server(config)
+        self.start()
+        self._supervisor = threading.Thread(target=self._supervise_loop, name="supervisor", daemon=True)
+        self._supervisor.start()
+        log.info("serving %d drop folder(s) with %d workers; UI on %s:%d", len(self.watcher.folders),
+                 len(self.workers), host, port)  # fmt: skip
+        try:
+            server.run()
+        finally:
+            self._stopping.set()
+            self.stop()
+
+    def _path(self, p: object) -> object:
+        from pathlib import Path
+
+        assert isinstance(p, Path)
+        return p if p.is_absolute() else self.settings.data_dir / p
+
+    def _supervise_loop(self) -> None:
+        while not self._stopping.wait(1.0):
+            self.supervise_once()
+
+    def health(self) -> dict[str, object]:
+        return {
+            "watcher": "running" if self.watcher.is_alive() else "stopped",
+            "workers": {
+                wid: ("running" if p.is_alive() else f"exited {p.exitcode}")
+                for wid, p in self.workers.items()
+            },
+            "previews": "running" if self._preview_thread.is_alive() else "stopped",
+            "api": "running",
+        }
+
     def stop(self, timeout: float = 30.0) -> None:
         self.stop_event.set()  # first: workers finish their current job and exit
+        self._previews.put(None)
         try:
             self.watcher.stop()
         finally:
             if self._intake_ctx is not None:
                 self._intake_ctx.close()
+        if self._preview_thread.is_alive():
+            self._preview_thread.join(timeout)
         deadline = time.monotonic() + timeout
         for proc in self.workers.values():
             proc.join(max(0.0, deadline - time.monotonic()))

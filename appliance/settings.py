@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from appliance.errors import ConfigError
 
@@ -153,6 +153,97 @@ class ArchivalSettings(_Section):
     )
 
 
+class AuthSettings(_Section):
+    """Staff accounts: sessions, login throttling, password policy and hashing."""
+
+    idle_timeout_s: int = Field(
+        default=900, ge=60, le=86400, description="A session ends after this many seconds without a request."
+    )
+    absolute_timeout_s: int = Field(
+        default=43200,
+        ge=60,
+        le=7 * 86400,
+        description="A session ends this many seconds after login, however active it is (one working day).",
+    )
+    max_failures_per_account: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Failed logins on one username (within the window) before it locks.",
+    )
+    max_failures_per_address: int = Field(
+        default=20,
+        ge=1,
+        le=10000,
+        description="Failed logins from one client address, across all usernames, before it locks.",
+    )
+    failure_window_s: int = Field(
+        default=900,
+        ge=1,
+        le=86400,
+        description="Failures count towards a lock within this many seconds; after a lock, a failure within "
+        "this long of its end lengthens the next lock.",
+    )
+    lockout_s: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="First lock length in seconds; doubles with each further failure while locked, "
+        "at most 3600.",
+    )
+    min_password_length: int = Field(
+        default=10, ge=8, le=128, description="Shortest password accepted (characters)."
+    )
+    argon2_memory_kib: int = Field(
+        default=19456,
+        ge=19456,
+        le=1048576,
+        description="Argon2id memory cost in KiB (at least 19 MiB). Stored hashes are upgraded at the "
+        "next login.",
+    )
+    argon2_time_cost: int = Field(default=2, ge=2, le=20, description="Argon2id passes (at least 2).")
+
+    @model_validator(mode="after")
+    def _absolute_covers_idle(self) -> AuthSettings:
+        if self.absolute_timeout_s < self.idle_timeout_s:
+            raise ValueError(
+                f"absolute_timeout_s ({self.absolute_timeout_s}) must be at least idle_timeout_s "
+                f"({self.idle_timeout_s})"
+            )
+        return self
+
+
+class ApiSettings(_Section):
+    """The counter web UI and API (``hall serve``)."""
+
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address to listen on; 0.0.0.0 serves the whole LAN (set tls_cert and tls_key then).",
+    )
+    port: int = Field(default=8180, ge=1, le=65535, description="TCP port to listen on.")
+    tls_cert: Path | None = Field(
+        default=None,
+        description="TLS certificate chain (PEM); relative paths are under the data dir. Unset: plain HTTP.",
+    )
+    tls_key: Path | None = Field(
+        default=None,
+        description="TLS private key (PEM) for tls_cert; relative paths are under the data dir.",
+    )
+    public_origin: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/\s?#]+$",
+        description="Origin browsers use to reach the box, e.g. 'https://hall-7.local:8180' (no path); "
+        "checked against the Origin header. Unset: taken from each request.",
+    )
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> ApiSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("set both tls_cert and tls_key, or neither")
+        return self
+
+
 class Settings(_Section):
     data_dir: Path
     hall_id: str = Field(default="hall-dev", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -166,6 +257,8 @@ class Settings(_Section):
     store: StoreSettings = StoreSettings()
     keys: KeySettings = KeySettings()
     archival: ArchivalSettings = ArchivalSettings()
+    auth: AuthSettings = AuthSettings()
+    api: ApiSettings = ApiSettings()
 
     @field_validator("drop_folders")
     @classmethod
@@ -215,6 +308,21 @@ class Settings(_Section):
     def local_archive_dir(self) -> Path:
         """The embedded-default central archive (its key pair and store) on this machine."""
         return self.data_dir / "local-archive"
+
+    @property
+    def tls_cert_path(self) -> Path | None:
+        """``api.tls_cert`` resolved against the data dir (None when unset)."""
+        return self._under_data_dir(self.api.tls_cert)
+
+    @property
+    def tls_key_path(self) -> Path | None:
+        """``api.tls_key`` resolved against the data dir (None when unset)."""
+        return self._under_data_dir(self.api.tls_key)
+
+    def _under_data_dir(self, p: Path | None) -> Path | None:
+        if p is None:
+            return None
+        return p if p.is_absolute() else self.data_dir / p
 
     def drop_path(self, folder: DropFolder) -> Path:
         p = folder.path

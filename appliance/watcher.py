@@ -247,6 +247,9 @@ class DropWatcher:
                 last_rescan = time.monotonic()
             self.poll_once()
 
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         logging.getLogger(WATCHDOG_INOTIFY_LOGGER).removeHandler(self._overflow)
         self._stop.set()

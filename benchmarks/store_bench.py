@@ -88,8 +88,16 @@ def build(data: Path, count: int) -> list[dict[str, str]]:
         }
         record_metadata.edit(app.store, settings, r.record_id, meta, actor="bench")
         code = record_metadata.confirm(app.store, settings, r.record_id, actor="bench")
-        truth.append({"record_id": r.record_id, "name": c.person.name, "id_number": c.person.id_number,
-                      "phone": c.person.phone, "address": c.person.address, "code": code})  # fmt: skip
+        truth.append(
+            {
+                "record_id": r.record_id,
+                "name": c.person.name,
+                "id_number": c.person.id_number,
+                "phone": c.person.phone,
+                "address": c.person.address,
+                "code": code,
+            }
+        )
     app.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     app.close()
     truth_path.write_text(json.dumps(truth, ensure_ascii=False), encoding="utf-8")
@@ -128,10 +136,16 @@ def bench_search(data: Path, truth: list[dict[str, str]], rounds: int) -> dict[s
             times.append((time.perf_counter() - t0) * 1000)
             hits.append(len(res))
         every += times
-        out[kind] = {"p50_ms": round(_pct(times, 0.5), 2), "p95_ms": round(_pct(times, 0.95), 2),
-                     "mean_hits": round(statistics.mean(hits), 1)}  # fmt: skip
-        print(f"  {kind:15} p50 {out[kind]['p50_ms']:7.2f} ms  p95 {out[kind]['p95_ms']:7.2f} ms  "
-              f"hits {out[kind]['mean_hits']}", flush=True)  # fmt: skip
+        out[kind] = {
+            "p50_ms": round(_pct(times, 0.5), 2),
+            "p95_ms": round(_pct(times, 0.95), 2),
+            "mean_hits": round(statistics.mean(hits), 1),
+        }
+        print(
+            f"  {kind:15} p50 {out[kind]['p50_ms']:7.2f} ms  p95 {out[kind]['p95_ms']:7.2f} ms  "
+            f"hits {out[kind]['mean_hits']}",
+            flush=True,
+        )
     out["all"] = {
         "p50_ms": round(_pct(every, 0.5), 2),
         "p95_ms": round(_pct(every, 0.95), 2),
@@ -243,10 +257,13 @@ def bench_ingest_cost(tmp: Path, pages: int) -> dict[str, Any]:
         "pipeline_ms_per_page": round(pipeline_s * 1000, 1),
         "added_share_of_pipeline": round(added / pipeline_s, 4),
     }
-    print(f"  store per page: {out['store_with_encryption_and_index_ms']} ms with encryption + index, "
-          f"{out['store_without_ms']} ms without (x{out['ratio_with_vs_without']}); added "
-          f"{out['added_ms_per_page']} ms = {100 * out['added_share_of_pipeline']:.2f}% of the "
-          f"{out['pipeline_ms_per_page']} ms pipeline time per page", flush=True)  # fmt: skip
+    print(
+        f"  store per page: {out['store_with_encryption_and_index_ms']} ms with encryption + index, "
+        f"{out['store_without_ms']} ms without (x{out['ratio_with_vs_without']}); added "
+        f"{out['added_ms_per_page']} ms = {100 * out['added_share_of_pipeline']:.2f}% of the "
+        f"{out['pipeline_ms_per_page']} ms pipeline time per page",
+        flush=True,
+    )
     return out
 
 

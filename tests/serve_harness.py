@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,17 +16,36 @@ from pathlib import Path
 HALL = str(Path(sys.executable).with_name("hall"))
 
 
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class ServeProcess:
+    """``hall serve`` with the UI/API on a free loopback port (``url``)."""
+
     def __init__(self, data_dir: Path, log: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.log_path = log
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [HALL, "--data-dir", str(self.data_dir), "serve"],
+            [
+                HALL,
+                "--data-dir",
+                str(self.data_dir),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,

@@ -129,8 +129,18 @@ def test_retention_report_lists_expired_records_only(loaded: tuple[Context, list
     )
     assert [i["record_id"] for i in report] == [recs[0].record_id]
     assert report[0]["expired_on"] == f"{year + 11}-01-01"
-    out = CliRunner().invoke(main, ["--data-dir", str(ctx.settings.data_dir), "retention", "report", "--json",
-                                    "--as-of", f"{recs[1].content.apply_date.year + 31}-06-01"])  # fmt: skip
+    out = CliRunner().invoke(
+        main,
+        [
+            "--data-dir",
+            str(ctx.settings.data_dir),
+            "retention",
+            "report",
+            "--json",
+            "--as-of",
+            f"{recs[1].content.apply_date.year + 31}-06-01",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert {i["record_id"] for i in json.loads(out.stdout)} == {recs[0].record_id, recs[1].record_id}
 
@@ -176,8 +186,18 @@ def test_export_writes_the_decrypted_record_named_by_its_archival_code(
     r = recs[0]
     record_metadata.edit(ctx.store, ctx.settings, r.record_id, _valid(r), actor="t")
     code = record_metadata.confirm(ctx.store, ctx.settings, r.record_id, actor="t")
-    out = CliRunner().invoke(main, ["--data-dir", str(ctx.settings.data_dir), "record", "export", r.record_id,
-                                    "--out", str(tmp_path / "usb")])  # fmt: skip
+    out = CliRunner().invoke(
+        main,
+        [
+            "--data-dir",
+            str(ctx.settings.data_dir),
+            "record",
+            "export",
+            r.record_id,
+            "--out",
+            str(tmp_path / "usb"),
+        ],
+    )
     assert out.exit_code == 0, out.output
     stem = code.replace("·", "-")
     assert sorted(p.name for p in (tmp_path / "usb").iterdir()) == [

@@ -53,7 +53,12 @@ ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.E
 
 
 def decode_file(
-    path: Path, limits: DecodeLimits, out_dir: Path, *, token: str | None = None
+    path: Path,
+    limits: DecodeLimits,
+    out_dir: Path,
+    *,
+    token: str | None = None,
+    first_pages: int | None = None,
 ) -> list[DecodedPage]:
     """Decode ``path`` in this process, writing one ``.npy`` per page into ``out_dir``.
 
@@ -66,6 +71,8 @@ def decode_file(
     try:
         with open_untrusted(path, limits) as fh:
             for index, raw in enumerate(_iter_pages(fh, limits)):
+                if first_pages is not None and index >= first_pages:
+                    break
                 if index >= limits.max_pages:
                     raise LimitExceeded(f"more than {limits.max_pages} pages", code="too_many_pages")
                 pages.append(_write_page(out_dir, token, index, raw))

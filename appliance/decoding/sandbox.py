@@ -65,8 +65,11 @@ _REPLY_GRACE: Final = 30.0
 _BOOT: Final = "import sys; from appliance.decoding.sandbox import zygote_main; zygote_main(int(sys.argv[1]))"
 
 
-def decode_sandboxed(path: Path, limits: DecodeLimits, scratch_dir: Path) -> list[DecodedPage]:
+def decode_sandboxed(
+    path: Path, limits: DecodeLimits, scratch_dir: Path, *, first_pages: int | None = None
+) -> list[DecodedPage]:
     """Decode ``path`` in a disposable child process; pages land in ``scratch_dir`` as ``.npy``.
+    ``first_pages`` stops after that many pages (intake previews).
 
     Raises the :class:`DecodeError` family. Errors raised in the child come back with the same
     class, code and message; a child that dies or overruns a limit gives :class:`DecoderCrashed`.
@@ -87,6 +90,7 @@ def decode_sandboxed(path: Path, limits: DecodeLimits, scratch_dir: Path) -> lis
         "out_dir": os.fsencode(scratch_dir).hex(),
         "token": token,
         "limits": limits.model_dump(mode="json"),
+        "first_pages": first_pages,
     }
     try:
         reply = _run(request, limits.timeout_seconds + _REPLY_GRACE)
@@ -361,7 +365,8 @@ def _child(request: dict[str, Any], zygote: int) -> int:
     _set_limits(limits)
     result: dict[str, Any]
     try:
-        pages = decode_file(path, limits, out_dir, token=token)
+        first = request.get("first_pages")
+        pages = decode_file(path, limits, out_dir, token=token, first_pages=int(first) if first else None)
         result = {"ok": True, "pages": [p.to_json() for p in pages]}
     except MemoryError:
         return _EXIT_NO_MEMORY

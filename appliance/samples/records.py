@@ -39,13 +39,23 @@ def form_lines(c: FormContent) -> list[str]:
         c.title,
         f"编号：{c.serial}",
         f"申请日期：{format_date(c.apply_date, c.date_style)}",
-        "姓名", p.name, "性别", p.sex, "民族", p.ethnicity,
-        "出生日期", format_date(p.birth_date, c.date_style),
-        "联系电话", p.phone,
-        "公民身份号码", p.id_number,
-        "住址", p.address,
-        c.matter_label, c.matter,
-    ]  # fmt: skip
+        "姓名",
+        p.name,
+        "性别",
+        p.sex,
+        "民族",
+        p.ethnicity,
+        "出生日期",
+        format_date(p.birth_date, c.date_style),
+        "联系电话",
+        p.phone,
+        "公民身份号码",
+        p.id_number,
+        "住址",
+        p.address,
+        c.matter_label,
+        c.matter,
+    ]
     for label, value in c.extra_rows:
         lines += [label, value]
     lines += ["家庭成员信息", "姓名", "与申请人关系", "公民身份号码", "联系电话"]

@@ -1,0 +1,111 @@
+"""The FastAPI application: ``/api/v1`` routers, the staff UI from ``ui/`` at ``/``, security
+headers on every response, and the appliance's errors turned into JSON with a code and messages
+in Chinese and English."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from appliance import __version__
+from appliance.accounts import AccountError, LoginThrottled
+from appliance.api.deps import PLAIN_COOKIE, SECURE_COOKIE, ContextPool
+from appliance.api.routes import audit_routes, auth, dashboard, device, intake, records, search_routes, users
+from appliance.errors import (
+    DecryptionFailed,
+    HallError,
+    KeyProblem,
+    RecordNotFound,
+    RecordShredded,
+)
+from appliance.record_metadata import MetadataRejected, RecordStateError
+from appliance.settings import Settings
+
+UI_DIR = Path(__file__).resolve().parents[2] / "ui"
+CSP = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+_STATUS: list[tuple[type[Exception], int]] = [
+    (MetadataRejected, 422),
+    (RecordNotFound, 404),
+    (RecordShredded, 410),
+    (RecordStateError, 409),
+    (LoginThrottled, 429),
+    (DecryptionFailed, 500),
+    (KeyProblem, 503),
+]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def create_app(settings: Settings, *, ui_dir: Path = UI_DIR) -> FastAPI:
+    pool = ContextPool(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="hall-appliance counter API",
+        version=__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.pool = pool
+    secure = settings.api.tls_cert is not None or _is_loopback(settings.api.host)
+    app.state.cookie_name = SECURE_COOKIE if secure else PLAIN_COOKIE
+    app.state.cookie_secure = secure
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        h = response.headers
+        h.setdefault("Content-Security-Policy", CSP)
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "no-referrer")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        if request.url.path.startswith("/api/"):
+            h.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(HallError)
+    async def hall_error(request: Request, exc: HallError) -> JSONResponse:
+        status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+        detail: dict[str, object] = {"code": exc.code, "message_en": str(exc)}
+        detail["message_zh"] = getattr(exc, "message_zh", None) or str(exc)
+        if isinstance(exc, MetadataRejected):
+            detail["problems"] = [p.__dict__ for p in exc.problems]
+        headers = {}
+        if isinstance(exc, LoginThrottled):
+            headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, AccountError) and status == 400:
+            status = 401 if exc.code == "bad_credentials" else 400
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+    api = "/api/v1"
+    for module in (auth, records, search_routes, intake, dashboard, audit_routes, device, users):
+        app.include_router(module.router, prefix=api)
+
+    if ui_dir.is_dir():
+        app.mount("/", StaticFiles(directory=ui_dir, html=True), name="ui")
+    return app
