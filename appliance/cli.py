@@ -61,8 +61,16 @@ def _settings(ctx: click.Context) -> Settings:
 @click.option("--hall-id", default=None, help="Hall identifier (letters, digits, . _ -).")
 @click.option("--hall-name", default=None, help="Hall name shown in the UI.")
 @click.option("--force", is_flag=True, help="Rewrite hall.toml even if it exists.")
+@click.option(
+    "--admin-password",
+    envvar="HALL_ADMIN_PASSWORD",
+    default=None,
+    help="Password of the first admin account (default: generated and printed once).",
+)
 @click.pass_context
-def init(ctx: click.Context, hall_id: str | None, hall_name: str | None, force: bool) -> None:
+def init(
+    ctx: click.Context, hall_id: str | None, hall_name: str | None, force: bool, admin_password: str | None
+) -> None:
     """Create a data dir on embedded defaults: settings, catalog, spool, blob store, quarantine,
     and one drop folder `inbox/`. Safe to run again."""
     from appliance.context import initialise
@@ -84,6 +92,17 @@ def init(ctx: click.Context, hall_id: str | None, hall_name: str | None, force: 
     )
     for f in settings.drop_folders:
         click.echo(f"  drop folder for {f.counter}: {settings.drop_path(f)}")
+    from appliance.accounts import Accounts
+    from appliance.context import open_context
+
+    app = open_context(settings)
+    try:
+        password = Accounts(app.conn, settings.auth, app.audit).ensure_admin(password=admin_password)
+    finally:
+        app.close()
+    if password is not None:
+        shown = "(as given)" if admin_password else password
+        click.echo(f"  first admin account: admin / {shown}  <- write it down now; it is not shown again")
 
 
 @main.command()
@@ -242,9 +261,9 @@ def demo(ctx: click.Context, count: int, interval: float, seed: int | None) -> N
 
 
 def _register() -> None:
-    from appliance import cli_records, cli_store
+    from appliance import cli_records, cli_store, cli_users
 
-    for command in (*cli_store.COMMANDS, *cli_records.COMMANDS):
+    for command in (*cli_store.COMMANDS, *cli_records.COMMANDS, *cli_users.COMMANDS):
         main.add_command(command)
 
 
