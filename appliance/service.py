@@ -4,14 +4,18 @@ child processes, a supervisor that restarts dead workers and returns their jobs 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import queue
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from types import FrameType
+
+import uvicorn
 
 from appliance.context import Context, open_context
 from appliance.settings import Settings
@@ -19,6 +23,16 @@ from appliance.watcher import Candidate, DropWatcher
 from appliance.worker import run_worker
 
 log = logging.getLogger(__name__)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn's server without its signal capture (which re-raises SIGTERM after a clean
+    shutdown, so the process would end "killed" instead of with status 0): the service installs
+    its own handlers and asks the server to exit."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class Service:
@@ -110,8 +124,6 @@ class Service:
     def run_with_api(self, host: str, port: int) -> None:
         """Watcher, previews and workers, plus the API/UI server in the main thread (uvicorn
         handles SIGINT/SIGTERM; the service stops after it)."""
-        import uvicorn
-
         from appliance.api import create_app
 
         app = create_app(self.settings)
@@ -123,10 +135,17 @@ class Service:
             port=port,
             log_level="warning",
             access_log=False,  # URLs carry search queries: never logged
+            timeout_graceful_shutdown=3,  # open event streams never end by themselves
             ssl_certfile=str(self._path(api.tls_cert)) if api.tls_cert else None,
             ssl_keyfile=str(self._path(api.tls_key)) if api.tls_key else None,
         )
-        server = uvicorn.Server(config)
+        server = _QuietServer(config)
+
+        def _stop(signum: int, frame: FrameType | None) -> None:
+            server.should_exit = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
         self.start()
         self._supervisor = threading.Thread(target=self._supervise_loop, name="supervisor", daemon=True)
         self._supervisor.start()

@@ -29,7 +29,11 @@ def _section(model: BaseModel) -> list[str]:
     for name, field in type(model).model_fields.items():
         if field.description:
             lines.append(f"# {field.description}")
-        lines.append(f"{name} = {_value(getattr(model, name))}")
+        value = getattr(model, name)
+        if value is None:  # TOML has no null: leave the key out, commented
+            lines.append(f"# {name} = (not set)")
+            continue
+        lines.append(f"{name} = {_value(value)}")
     return lines
 
 
@@ -42,7 +46,7 @@ def dump_settings(settings: Settings) -> str:
         out.append("[[drop_folders]]")
         out.extend(_section(folder))
         out.append("")
-    for name in ("intake", "decode", "clean", "ocr", "pipeline", "store"):
+    for name in ("intake", "decode", "clean", "ocr", "pipeline", "store", "keys", "archival", "auth", "api"):
         out.append(f"[{name}]")
         out.extend(_section(getattr(settings, name)))
         out.append("")

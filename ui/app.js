@@ -43,6 +43,13 @@ export function parseHash(hash) {
   return { path, query: new URLSearchParams(q >= 0 ? raw.slice(q + 1) : '') };
 }
 
+/** May the current user open `hash`? (Used after login to follow ?next= only where allowed.) */
+export function canVisit(hash) {
+  const { path } = parseHash(hash);
+  const found = ROUTES.find((r) => r.re.test(path));
+  return Boolean(found && !found.public && (found.perm === null || can(found.perm)));
+}
+
 export function navigate(hash) {
   if (location.hash === hash) route(); else location.hash = hash;
 }
@@ -155,7 +162,7 @@ async function route() {
   if (found.r.perm && !can(found.r.perm)) { container.appendChild(h('p', { class: 'notice', text: t('common.forbidden') })); return; }
   container.classList.add(`screen-${found.r.name}`);
   document.body.dataset.screen = found.r.name;
-  const handle = found.r.screen.mount(container, { params: found.m.slice(1), query, navigate }) || {};
+  const handle = found.r.screen.mount(container, { params: found.m.slice(1), query, navigate, canVisit }) || {};
   current = { route: found.r, path, hash: location.hash, handle };
 }
 

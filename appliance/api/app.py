@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from appliance import __version__
-from appliance.accounts import AccountError, LoginThrottled
+from appliance.accounts import AccountError, LastAdmin, LoginThrottled, UnknownUser, UserExists
 from appliance.api.deps import PLAIN_COOKIE, SECURE_COOKIE, ContextPool
 from appliance.api.routes import audit_routes, auth, dashboard, device, intake, records, search_routes, users
 from appliance.errors import (
@@ -38,6 +38,9 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (RecordShredded, 410),
     (RecordStateError, 409),
     (LoginThrottled, 429),
+    (UserExists, 409),
+    (LastAdmin, 409),
+    (UnknownUser, 404),
     (DecryptionFailed, 500),
     (KeyProblem, 503),
 ]

@@ -6,7 +6,7 @@ import { api } from '../api.js';
 import { t, serverMessage } from '../i18n.js';
 import { setSession, defaultRoute } from '../session.js';
 
-export function mount(container, { query, navigate }) {
+export function mount(container, { query, navigate, canVisit = () => true }) {
   const username = h('input', { id: 'login-username', name: 'username', autocomplete: 'username', required: true, maxlength: 64, autocapitalize: 'off', spellcheck: 'false' });
   const password = h('input', { id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true, maxlength: 256 });
   const message = h('p', { class: 'form-message', role: 'alert', hidden: true });
@@ -56,7 +56,7 @@ export function mount(container, { query, navigate }) {
       // idle_timeout_s and hall_name come with the session; fetch it once (ignore failures).
       try { setSession(await api('/auth/session', { quiet: true, allow401: true })); } catch (_) { /* login data suffices */ }
       const next = query.get('next');
-      navigate(next && next.startsWith('#/') && !next.startsWith('#/login') ? next : defaultRoute());
+      navigate(next && next.startsWith('#/') && canVisit(next) ? next : defaultRoute());
     } catch (err) {
       password.value = '';
       if (err.status === 429) throttle(err.retryAfter ?? err.detail.retry_after);

@@ -75,12 +75,18 @@ def logout(who: PrincipalDep, request: Request, response: Response, accounts: Ac
 
 
 @router.post("/password", status_code=204)
-def change_password(body: PasswordChange, who: PrincipalDep, accounts: AccountsDep) -> None:
+def change_password(body: PasswordChange, request: Request, who: PrincipalDep, accounts: AccountsDep) -> None:
     if who.session is None:
         raise problem(
             403, "session_required", "只能在登录会话中修改密码", "passwords change in a login session only"
         )
     try:
-        accounts.set_password(who.user.username, body.new, actor=who.actor, old_password=body.old)
+        accounts.set_password(
+            who.user.username,
+            body.new,
+            actor=who.actor,
+            old_password=body.old,
+            keep_session=request.cookies.get(request.app.state.cookie_name),
+        )
     except BadCredentials:
         raise problem(400, "wrong_password", "原密码不正确", "the current password is wrong") from None

@@ -53,7 +53,7 @@ def create_user(body: NewUser, accounts: AccountsDep, who: Admin) -> dict[str, A
 def change_user(username: str, body: UserChange, accounts: AccountsDep, who: Admin) -> dict[str, Any]:
     if accounts.get_user(username) is None:
         raise problem(404, "unknown_user", "没有这个用户", "no such user")
-    if body.disabled is not None and username == who.user.username and body.disabled:
+    if body.disabled and username.strip().lower() == who.user.username:
         raise problem(409, "self_disable", "不能停用自己的账号", "you cannot disable your own account")
     if body.role is not None:
         accounts.set_role(username, body.role, actor=who.actor)
