@@ -57,7 +57,7 @@ def dashboard(ctx: Context, *, days: int = 7, now: float | None = None) -> dict[
         c = counters[p["counter"]]
         c["pages"] += 1
         flags = json.loads(p["clean_report"]).get("flags", [])
-        if flags:
+        if set(flags) - {"seal"}:  # a seal is information, not a quality problem
             c["flagged"] += 1
         c["flags"].update(flags)
         if p["mean_conf"] is not None:

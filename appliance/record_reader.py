@@ -144,7 +144,8 @@ def latest_quarantine(
 ) -> list[dict[str, Any]]:
     where = "" if include_decided else " WHERE q.decision IS NULL"
     rows = store.conn.execute(
-        "SELECT q.job_id, q.reason_code, q.reason, q.path, q.at, q.decision, q.decided_by, j.counter"
+        "SELECT q.job_id, q.reason_code, q.reason, q.path IS NOT NULL AS kept, q.at, q.decision,"
+        " q.decided_by, j.counter"
         f" FROM quarantine q JOIN jobs j ON j.id=q.job_id{where} ORDER BY q.at DESC LIMIT ?",
         (limit,),
     ).fetchall()

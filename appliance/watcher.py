@@ -36,11 +36,15 @@ class Candidate:
 
 
 class StabilityTracker:
-    """Remembers each entry's signature and since when it has been unchanged."""
+    """Remembers each entry's signature and since when it has been unchanged. An entry whose
+    writer closed it (inotify IN_CLOSE_WRITE, a local write or a Samba share on this box) needs
+    only ``closed_settle`` seconds unchanged after the close; others need ``settle``."""
 
-    def __init__(self, settle_seconds: float) -> None:
+    def __init__(self, settle_seconds: float, closed_settle_seconds: float | None = None) -> None:
         self.settle = settle_seconds
+        self.closed_settle = settle_seconds if closed_settle_seconds is None else closed_settle_seconds
         self._seen: dict[Path, tuple[Signature, float, Candidate]] = {}
+        self._closed: dict[Path, Signature] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -51,15 +55,20 @@ class StabilityTracker:
             return None
         return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
 
-    def observe(self, cand: Candidate, now: float) -> None:
+    def observe(self, cand: Candidate, now: float, *, closed: bool = False) -> None:
         sig = self.signature(cand.path)
         with self._lock:
             if sig is None:
                 self._seen.pop(cand.path, None)
+                self._closed.pop(cand.path, None)
                 return
             old = self._seen.get(cand.path)
-            if old is None or old[0] != sig:
+            if old is None or old[0] != sig or closed:
                 self._seen[cand.path] = (sig, now, cand)
+            if closed:
+                self._closed[cand.path] = sig
+            elif cand.path in self._closed and self._closed[cand.path] != sig:
+                del self._closed[cand.path]  # written again after the close
 
     def ready(self, now: float) -> list[Candidate]:
         """Entries unchanged for the settle time (re-checked now, so a write since the last event
@@ -73,13 +82,14 @@ class StabilityTracker:
                 self.forget(path)
             elif cur != sig:
                 self.observe(cand, now)
-            elif now - since >= self.settle:
+            elif now - since >= (self.closed_settle if self._closed.get(path) == sig else self.settle):
                 out.append(cand)
         return out
 
     def forget(self, path: Path) -> None:
         with self._lock:
             self._seen.pop(path, None)
+            self._closed.pop(path, None)
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -143,13 +153,14 @@ WATCHDOG_INOTIFY_LOGGER = "watchdog.observers.inotify_c"
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, hints: queue.SimpleQueue[Path]) -> None:
+    def __init__(self, hints: queue.SimpleQueue[tuple[Path, bool]]) -> None:
         self.hints = hints
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        closed = event.event_type == "closed"  # IN_CLOSE_WRITE: the writer is done with it
         for p in (event.src_path, getattr(event, "dest_path", "")):
             if p:
-                self.hints.put(Path(os.fsdecode(p)))
+                self.hints.put((Path(os.fsdecode(p)), closed))
 
 
 class DropWatcher:
@@ -164,8 +175,8 @@ class DropWatcher:
         self.folders = folders
         self.settings = settings
         self.take = take
-        self.tracker = StabilityTracker(settings.settle_seconds)
-        self.hints: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self.tracker = StabilityTracker(settings.settle_seconds, settings.closed_settle_seconds)
+        self.hints: queue.SimpleQueue[tuple[Path, bool]] = queue.SimpleQueue()
         self._observers: list[BaseObserver] = []
         self._stop = threading.Event()
         self.rescan_now = threading.Event()
@@ -215,12 +226,12 @@ class DropWatcher:
         now = time.monotonic()
         while True:
             try:
-                path = self.hints.get_nowait()
+                path, closed = self.hints.get_nowait()
             except queue.Empty:
                 break
             cand = self._candidate(path)
             if cand is not None:
-                self.tracker.observe(cand, now)
+                self.tracker.observe(cand, now, closed=closed)
         taken = 0
         for cand in self.tracker.ready(now):
             try:
@@ -239,7 +250,8 @@ class DropWatcher:
 
     def _loop(self) -> None:
         last_rescan = time.monotonic()
-        tick = min(0.25, max(self.settings.settle_seconds / 4, 0.05))
+        fastest = min(self.settings.settle_seconds, self.settings.closed_settle_seconds)
+        tick = min(0.1, max(fastest / 4, 0.05))
         while not self._stop.wait(tick):
             if self.rescan_now.is_set() or time.monotonic() - last_rescan >= self.settings.rescan_seconds:
                 self.rescan_now.clear()

@@ -150,3 +150,31 @@ def test_inotify_overflow_triggers_an_immediate_rescan(tmp_path: Path) -> None:
         _wait_for(lambda: len(taken) == 1, timeout=5)
     finally:
         w.stop()
+
+
+def test_a_file_its_writer_closed_is_taken_quickly_one_still_open_is_not(tmp_path: Path) -> None:
+    """inotify close-write shortens the wait (closed_settle_seconds) so a page shows up at the
+    counter within a second; a file still open for writing waits the full settle time."""
+    root = tmp_path / "inbox"
+    root.mkdir()
+    taken: list[tuple[Path, float]] = []
+    w = DropWatcher(
+        [(DropFolder(counter="1号窗口", path=root), root)],
+        IntakeSettings(settle_seconds=5.0, closed_settle_seconds=0.3, rescan_seconds=60),
+        lambda c: (taken.append((c.path, time.monotonic())), c.path.unlink()),  # type: ignore[func-returns-value]
+    )
+    w.start()
+    try:
+        still_open = (root / "open.jpg").open("wb")
+        still_open.write(b"\xff\xd8\xff" + os.urandom(1000))
+        still_open.flush()
+        t0 = time.monotonic()
+        (root / "done.jpg").write_bytes(b"\xff\xd8\xff" + os.urandom(1000))
+        _wait_for(lambda: any(p.name == "done.jpg" for p, _ in taken), timeout=5)
+        assert taken[0][1] - t0 < 1.0, "a closed file is taken within a second"
+        time.sleep(1.5)
+        assert [p.name for p, _ in taken] == ["done.jpg"], "a file still being written waits"
+        still_open.close()
+        _wait_for(lambda: len(taken) == 2, timeout=5)
+    finally:
+        w.stop()

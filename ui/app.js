@@ -56,7 +56,9 @@ export function navigate(hash) {
 
 function goLogin(reason) {
   const { path } = parseHash(location.hash);
-  const next = path && path !== 'login' ? location.hash : '';
+  // After a timeout the same person logs in again and continues where they were; after a
+  // deliberate logout the next user starts on their own landing screen.
+  const next = reason !== 'loggedout' && path && path !== 'login' ? location.hash : '';
   clearSession();
   const params = new URLSearchParams();
   if (reason) params.set(reason, '1');
@@ -162,7 +164,13 @@ async function route() {
   if (found.r.perm && !can(found.r.perm)) { container.appendChild(h('p', { class: 'notice', text: t('common.forbidden') })); return; }
   container.classList.add(`screen-${found.r.name}`);
   document.body.dataset.screen = found.r.name;
-  const handle = found.r.screen.mount(container, { params: found.m.slice(1), query, navigate, canVisit }) || {};
+  let handle = {};
+  try {
+    handle = found.r.screen.mount(container, { params: found.m.slice(1), query, navigate, canVisit }) || {};
+  } catch (err) {
+    if (globalThis.console) console.error(err);
+    replace(container, h('div', { class: 'error-box', role: 'alert', text: t('common.error') }));
+  }
   current = { route: found.r, path, hash: location.hash, handle };
 }
 

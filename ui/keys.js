@@ -81,6 +81,8 @@ function find(combo, typing) {
 
 function onKeyDown(event) {
   if (event.isComposing || event.keyCode === 229) return; // an IME (Pinyin) is composing
+  // Inside a modal dialog only the dialog's own keys (Enter, Esc, Tab) apply.
+  if (event.target && event.target.closest && event.target.closest('dialog')) return;
   const combo = eventCombo(event);
   if (['shift', 'control', 'alt', 'meta'].includes(combo.split('+').pop())) return;
   const typing = isTyping(event.target);

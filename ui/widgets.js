@@ -87,7 +87,9 @@ export function confirmDialog(title, body, options = {}) {
  * columns: [{label, cell: (row) => string | Node, className}]
  */
 export function table(columns, rows, options = {}) {
-  const thead = h('thead', null, h('tr', null, columns.map((c) => h('th', { class: c.className, scope: 'col', text: c.label }))));
+  // Headers keep only the alignment of their column (not its monospace or small type).
+  const thClass = (c) => (c.className && /\bnum\b/.test(c.className) ? 'num' : null);
+  const thead = h('thead', null, h('tr', null, columns.map((c) => h('th', { class: thClass(c), scope: 'col', text: c.label }))));
   const tbody = h('tbody');
   if (!rows.length) {
     tbody.appendChild(h('tr', null, h('td', { class: 'table-empty', colspan: columns.length, text: options.empty || t('common.empty') })));

@@ -5,7 +5,7 @@ import { h, replace } from '../dom.js';
 import { api } from '../api.js';
 import { t, tOr, serverMessage } from '../i18n.js';
 import { currentUser } from '../session.js';
-import { table, toast, openDialog, confirmDialog, loading, errorBox, section } from '../widgets.js';
+import { table, toast, openDialog, confirmDialog, badge, loading, errorBox, section } from '../widgets.js';
 import { formatDateTime } from '../format.js';
 
 export const MIN_PASSWORD = 10; // client hint only; the server's rule is authoritative
@@ -66,8 +66,10 @@ export function tokensSection() {
         { label: t('tokens.scopes'), cell: (k) => (Array.isArray(k.scopes) ? k.scopes.join(' ') : ''), className: 'mono small wrap' },
         { label: t('tokens.created'), cell: (k) => formatDateTime(k.created_at), className: 'nowrap' },
         { label: t('tokens.expires'), cell: (k) => formatDateTime(k.expires_at) || t('tokens.never'), className: 'nowrap' },
-        { label: t('tokens.lastUsed'), cell: (k) => formatDateTime(k.last_used_at) || '—', className: 'nowrap' },
-        { label: '', cell: (k) => h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', text: t('tokens.revoke'), onClick: () => revoke(k) }) },
+        { label: t('tokens.lastUsed'), cell: (k) => formatDateTime(k.last_used ?? k.last_used_at) || '—', className: 'nowrap' },
+        { label: '', cell: (k) => (k.revoked_at || k.active === false
+          ? badge(k.revoked_at ? t('tokens.revokedState') : t('tokens.expiredState'), 'neutral')
+          : h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', text: t('tokens.revoke'), onClick: () => revoke(k) })) },
       ], items, { empty: t('tokens.none') }));
     } catch (err) {
       if (err.status !== 401) replace(list, errorBox(serverMessage(err.detail), load));

@@ -118,7 +118,8 @@ export function mount(container) {
         h('p', { class: 'muted', text: t('dash.retrievalDetail', { opened: m.retrieval.opened, searches: m.retrieval.searches }) })),
       card('dash.replication', replication(m.replication)),
       card('dash.disk',
-        m.disk.total ? meter({ value: m.disk.used, max: m.disk.total, label: t('dash.diskUse', { used: formatBytes(m.disk.used), total: formatBytes(m.disk.total), free: formatBytes(m.disk.free) }) })
+        // The bar shows what is not available any more (reserved blocks included): total − free.
+        m.disk.total ? meter({ value: m.disk.free ? m.disk.total - m.disk.free : m.disk.used, max: m.disk.total, label: t('dash.diskUse', { used: formatBytes(m.disk.used), total: formatBytes(m.disk.total), free: formatBytes(m.disk.free) }) })
           : h('p', { class: 'muted', text: empty })));
   }
 

@@ -46,7 +46,8 @@ export function mount(container) {
   }
 
   function render(d) {
-    const insecure = location.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(location.hostname);
+    const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(location.hostname);
+    const insecure = !loopback && (d.tls === false || location.protocol === 'http:');
     replace(body,
       insecure ? h('p', { class: 'notice notice-bad', text: t('device.noTls') }) : null,
       section(t('device.overview'), table([
@@ -67,10 +68,11 @@ export function mount(container) {
   function keysTable(keys) {
     const rows = Array.isArray(keys) ? keys : Object.entries(keys || {}).map(([name, v]) => (typeof v === 'object' ? { name, ...v } : { name, status: v }));
     return table([
-      { label: t('device.keyName'), cell: (k) => String(pick(k, 'name', 'file', 'path', 'id') ?? '—'), className: 'mono wrap' },
-      { label: t('device.keyKind'), cell: (k) => String(pick(k, 'kind', 'purpose', 'what') ?? '') },
-      { label: t('device.status'), cell: (k) => stateBadge(pick(k, 'status', 'state') ?? (k.ok === undefined ? '—' : k.ok ? 'ok' : 'error')) },
-      { label: t('device.detail'), cell: (k) => String(localMessage(k) ?? formatDetail(k.mode ? { mode: k.mode } : null)), className: 'wrap small' },
+      { label: t('device.keyName'), cell: (k) => String(pick(k, 'name', 'file', 'id') ?? '—') },
+      { label: t('device.path'), cell: (k) => String(pick(k, 'path', 'file') ?? ''), className: 'mono wrap small' },
+      { label: t('device.mode'), cell: (k) => String(k.mode ?? (k.present === false ? '—' : '')), className: 'mono' },
+      { label: t('device.status'), cell: (k) => stateBadge(pick(k, 'status', 'state') ?? (k.ok === undefined ? '—' : k.ok ? 'ok' : k.present === false ? 'missing' : 'error')) },
+      { label: t('device.detail'), cell: (k) => String(pick(k, 'problem') ?? localMessage(k) ?? ''), className: 'wrap small' },
     ], rows);
   }
 
@@ -78,16 +80,16 @@ export function mount(container) {
     const rows = Array.isArray(folders) ? folders : [];
     return table([
       { label: t('device.counter'), cell: (f) => String(pick(f, 'counter', 'name') ?? '—') },
-      { label: t('device.path'), cell: (f) => String(pick(f, 'path', 'dir') ?? ''), className: 'mono wrap' },
+      { label: t('device.path'), cell: (f) => String(pick(f, 'path', 'dir') ?? ''), className: 'mono wrap small' },
       { label: t('device.status'), cell: (f) => stateBadge(pick(f, 'status', 'state') ?? (f.ok === undefined && f.exists === undefined ? '—' : (f.ok ?? f.exists) ? 'ok' : 'missing')) },
-      { label: t('device.pending'), cell: (f) => String(pick(f, 'pending', 'files') ?? ''), className: 'num' },
+      { label: t('device.watch'), cell: (f) => (f.polling === undefined ? '' : f.polling ? t('device.polling') : t('device.events')) },
     ], rows);
   }
 
   function disk(dk) {
     if (!dk || typeof dk !== 'object') return h('p', { class: 'muted', text: t('dash.noData') });
     const one = (v, label) => (typeof v.total === 'number'
-      ? meter({ value: v.used ?? v.total - (v.free || 0), max: v.total, label: `${label ? `${label}: ` : ''}${t('dash.diskUse', { used: formatBytes(v.used ?? v.total - v.free), total: formatBytes(v.total), free: formatBytes(v.free) })}` })
+      ? meter({ value: typeof v.free === 'number' ? v.total - v.free : v.used, max: v.total, label: `${label ? `${label}: ` : ''}${t('dash.diskUse', { used: formatBytes(v.used ?? v.total - v.free), total: formatBytes(v.total), free: formatBytes(v.free) })}` })
       : h('p', { class: 'mono small', text: `${label}: ${formatDetail(v)}` }));
     if (typeof dk.total === 'number') return one(dk, dk.path || '');
     return h('div', null, Object.entries(dk).map(([name, v]) => (v && typeof v === 'object' ? one(v, name) : h('p', { class: 'mono small', text: `${name}: ${v}` }))));
@@ -97,9 +99,16 @@ export function mount(container) {
     const rows = Array.isArray(sv) ? sv : Object.entries(sv || {}).map(([name, v]) => (v && typeof v === 'object' ? { name, ...v } : { name, state: v }));
     return table([
       { label: t('device.service'), cell: (s) => String(s.name ?? '—'), className: 'mono' },
-      { label: t('device.status'), cell: (s) => stateBadge(pick(s, 'state', 'status') ?? (s.ok === undefined ? '—' : s.ok ? 'ok' : 'down')) },
+      { label: t('device.status'), cell: (s) => stateBadge(pick(s, 'state', 'status') ?? (s.ok === undefined ? overall(s) : s.ok ? 'ok' : 'down')) },
       { label: t('device.detail'), cell: (s) => String(localMessage(s) ?? formatDetail(Object.fromEntries(Object.entries(s).filter(([k]) => !['name', 'state', 'status', 'ok'].includes(k))))), className: 'wrap small' },
     ], rows);
+  }
+
+  // A service made of parts ({"w0": "running", "w1": "stopped"}): the first part not OK, else OK.
+  function overall(s) {
+    const parts = Object.entries(s).filter(([k, v]) => k !== 'name' && typeof v === 'string').map(([, v]) => v);
+    if (!parts.length) return '—';
+    return parts.find((v) => !OK_STATES.has(v.toLowerCase())) || parts[0];
   }
 
   load();

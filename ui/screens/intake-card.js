@@ -38,6 +38,8 @@ export function applyUpdate(job, type, data) {
   for (const key of ['counter', 'landed_at', 'record_id', 'reason_code', 'reason', 'duplicate_of']) {
     if (data[key] !== undefined && data[key] !== null) job[key] = data[key];
   }
+  // SSE events carry the event time as "at"; the first one (job.received) is the landing time.
+  if (!job.landed_at && data.at && (type === 'job.received' || type === 'job.preview')) job.landed_at = data.at;
   if (type === 'job.stored' && data.pages) job.pages = data.pages;
   if (data.thumbnail) job.thumbnail = safeApiPath(data.thumbnail);
   if (data.flags || data.page_flags) {

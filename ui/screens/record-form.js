@@ -7,6 +7,9 @@ import { t, tOr, getLang } from '../i18n.js';
 import { FIELDS, RETENTIONS, CLASSIFICATIONS, MAX_LENGTHS, REQUIRED_FOR_CONFIRMATION, validateMetadata, toApiValue, parseDate, idNumberProblem } from '../validate.js';
 
 const WIDE = new Set(['title', 'matter', 'remarks', 'archival_code']);
+// Filled by the box, never by hand (record_metadata._LOCKED): 档号 on confirmation, 页数 from
+// the scan, 全宗号 from the hall's settings. Shown read-only and never sent.
+export const LOCKED = new Set(['archival_code', 'pages', 'fonds']);
 const DOC_TYPES = ['申请书', '申请表', '证明', '通知', '决定', '报告', '请示', '批复', '函', '合同', '协议', '身份证明', '其他'];
 
 /** Field label in the current language (Chinese labels come from the API's field_labels). */
@@ -15,7 +18,7 @@ export function fieldLabel(name, fieldLabels) {
   return getLang() === 'zh' ? zh : tOr(`field.${name}`, name);
 }
 
-export function createForm(record, { readOnly, onJumpToLine = () => {}, onChange = () => {} }) {
+export function createForm(record, { readOnly, forConfirmation = false, onJumpToLine = () => {}, onChange = () => {} }) {
   const labels = record.field_labels || {};
   const suggestions = record.suggestions || {};
   let baseline = { ...(record.metadata || {}) };
@@ -31,15 +34,14 @@ export function createForm(record, { readOnly, onJumpToLine = () => {}, onChange
       return h('select', common, h('option', { value: '', text: t('form.choose') }),
         CLASSIFICATIONS.map((c) => h('option', { value: c, text: t(`classification.${c}`) })));
     }
-    if (name === 'archival_code') {
-      return h('input', { ...common, readonly: true, disabled: true, class: 'mono', placeholder: t('form.codeAssigned') });
+    if (LOCKED.has(name)) {
+      const placeholder = name === 'archival_code' ? t('form.codeAssigned') : t('form.systemFilled');
+      return h('input', { ...common, readonly: true, disabled: true, class: 'mono', placeholder, title: t('form.lockedHint') });
     }
     const attrs = { ...common, type: 'text', autocomplete: 'off', maxlength: MAX_LENGTHS[name] || null };
     if (name === 'date') Object.assign(attrs, { placeholder: 'YYYY-MM-DD', inputmode: 'numeric' });
-    if (name === 'pages') Object.assign(attrs, { type: 'number', min: 1, max: 9999, step: 1, inputmode: 'numeric' });
     if (name === 'id_number') Object.assign(attrs, { class: 'mono', maxlength: 22, spellcheck: 'false' });
     if (name === 'phone') Object.assign(attrs, { type: 'tel', class: 'mono' });
-    if (name === 'fonds') Object.assign(attrs, { class: 'mono upper', maxlength: 8, spellcheck: 'false' });
     if (name === 'doc_type') attrs.list = 'doc-types';
     return h('input', attrs);
   }
@@ -62,7 +64,6 @@ export function createForm(record, { readOnly, onJumpToLine = () => {}, onChange
     });
     input.addEventListener('change', () => onChange());
     if (name === 'date') input.addEventListener('blur', () => { const iso = parseDate(input.value); if (iso) input.value = iso; });
-    if (name === 'fonds') input.addEventListener('blur', () => { input.value = input.value.toUpperCase(); });
     return h('div', { class: WIDE.has(name) ? 'form-row wide' : 'form-row' },
       h('label', { for: `f-${name}`, class: 'field-label' }, fieldLabel(name, labels), required ? h('span', { class: 'req', title: t('form.requiredHint'), text: ' *' }) : null),
       input, badge, hint, problem);
@@ -79,7 +80,7 @@ export function createForm(record, { readOnly, onJumpToLine = () => {}, onChange
     replace(row.badge,
       h('button', { type: 'button', class: 'suggestion-tag', title: t('form.showSource'),
         onClick: () => { if (sug.line !== undefined && sug.line !== null) onJumpToLine(sug.line); } },
-      sug.source === 'pages' ? t('form.fromPageCount') : `${t('form.ocrSuggestion')}${pct}`),
+      `${t('form.ocrSuggestion')}${pct}`),
       h('button', { type: 'button', class: 'btn btn-small', text: t('form.accept'), onClick: () => { setSuggested(name, false); onChange(); } }));
   }
 
@@ -89,7 +90,8 @@ export function createForm(record, { readOnly, onJumpToLine = () => {}, onChange
       const current = valueOf(meta[name]);
       row.input.value = current;
       setSuggested(name, false);
-      if (!current && !readOnly && suggestions[name] && valueOf(suggestions[name].value)) {
+      if (name === 'pages' && !current) row.input.value = valueOf(record.page_count);
+      if (!current && !readOnly && !LOCKED.has(name) && suggestions[name] && valueOf(suggestions[name].value)) {
         row.input.value = valueOf(suggestions[name].value);
         setSuggested(name, true);
       }
@@ -104,9 +106,6 @@ export function createForm(record, { readOnly, onJumpToLine = () => {}, onChange
     row.hint.textContent = ok ? t('form.idOk') : '';
     row.hint.className = ok ? 'field-hint ok' : 'field-hint';
   }
-
-  // Page count is known from the scan: offer it like a suggestion.
-  if (!suggestions.pages && record.page_count) suggestions.pages = { value: record.page_count, source: 'pages' };
 
   const datalist = h('datalist', { id: 'doc-types' }, DOC_TYPES.map((d) => h('option', { value: d })));
   const pending = h('p', { class: 'pending-note', hidden: true });
@@ -127,7 +126,7 @@ export function createForm(record, { readOnly, onJumpToLine = () => {}, onChange
   function changes() {
     const out = {};
     for (const name of FIELDS) {
-      if (name === 'archival_code' || rows[name].suggested) continue;
+      if (LOCKED.has(name) || rows[name].suggested) continue;
       const v = toApiValue(name, rows[name].input.value);
       const before = baseline[name] === undefined ? null : baseline[name];
       if (valueOf(v) !== valueOf(before)) out[name] = v;
@@ -175,9 +174,14 @@ export function createForm(record, { readOnly, onJumpToLine = () => {}, onChange
     return others;
   }
 
-  /** Client-side check; shows and returns the problems. */
-  function check(forConfirmation) {
-    const problems = validateMetadata(effective(), { forConfirmation });
+  /**
+   * Client-side check; shows and returns the problems. An empty locked field is not reported as
+   * missing: the server fills it (page count, the hall's fonds) and checks it itself.
+   * A confirmed record stays editable but must keep every required field.
+   */
+  function check(confirming) {
+    const problems = validateMetadata(effective(), { forConfirmation: confirming || forConfirmation })
+      .filter((p) => !(LOCKED.has(p.field) && p.code === 'required'));
     showProblems(problems);
     return problems;
   }

@@ -10,7 +10,8 @@ import { createViewer, flagBadges } from '../widgets.js';
 const LOW_CONFIDENCE = 0.8;
 
 export function createPages(record) {
-  const pages = Array.isArray(record.pages) ? record.pages : [];
+  // `index` is the page's number in the record (0-based); fall back to its position.
+  const pages = (Array.isArray(record.pages) ? record.pages : []).map((p, i) => ({ ...p, index: p.index ?? p.idx ?? i }));
   const st = { page: 0, line: -1, kind: 'cleaned', boxes: true };
   const imageUrl = (p, kind) => apiUrl(`/records/${encodeURIComponent(record.id)}/pages/${p.index}/image`, { kind });
 
@@ -81,7 +82,7 @@ export function createPages(record) {
         b.setAttribute('aria-selected', k === next ? 'true' : 'false');
       });
       const active = thumbs.children[next];
-      if (active && active.scrollIntoView) active.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+      if (active) thumbs.scrollLeft = Math.max(0, active.offsetLeft - (thumbs.clientWidth - active.offsetWidth) / 2);
     }
   }
 
@@ -115,7 +116,8 @@ export function createPages(record) {
     const row = rows[i];
     if (row) {
       row.classList.add('active');
-      if (scroll && row.scrollIntoView) row.scrollIntoView({ block: 'center' });
+      // Scroll only the text list (scrollIntoView would also move the fixed-height layout).
+      if (scroll) textList.scrollTop = Math.max(0, row.offsetTop - (textList.clientHeight - row.offsetHeight) / 2);
     }
     viewer.highlight(i, { reveal });
   }

@@ -11,6 +11,7 @@ import { toast, openDialog, statusBadge, loading, errorBox } from '../widgets.js
 import { formatDateTime, formatDetail } from '../format.js';
 import { createPages } from './record-pages.js';
 import { createForm, fieldLabel } from './record-form.js';
+import { lastSearchHash } from './search.js';
 
 export function mount(container, { params, query }) {
   const id = params[0];
@@ -39,10 +40,12 @@ export function mount(container, { params, query }) {
   function render() {
     if (pages) pages.destroy();
     unbind();
-    const editable = record.status === 'draft' && can('records.edit');
+    // The server accepts edits of drafts and of confirmed records (then with every required field).
+    const editable = (record.status === 'draft' || record.status === 'confirmed') && can('records.edit');
     pages = createPages(record);
     form = createForm(record, {
       readOnly: !editable,
+      forConfirmation: record.status === 'confirmed',
       onJumpToLine: (n) => pages.jumpToGlobalLine(n),
       onChange: () => { form.refreshPending(); updateDirty(); },
     });
@@ -57,7 +60,7 @@ export function mount(container, { params, query }) {
     const meta = record.metadata || {};
     const title = meta.title || record.title || record.original_name || t('record.untitled');
     const header = h('div', { class: 'record-header' },
-      query.get('search_id') ? h('a', { class: 'btn btn-small btn-ghost', href: '#/search', text: `← ${t('record.backToSearch')}` }) : null,
+      query.get('search_id') ? h('a', { class: 'btn btn-small btn-ghost', href: lastSearchHash(), text: `← ${t('record.backToSearch')}` }) : null,
       h('h1', { class: 'record-title', title, text: title }),
       statusBadge(record.status),
       record.archival_code || meta.archival_code ? h('span', { class: 'code-pill mono', title: fieldLabel('archival_code', record.field_labels), text: record.archival_code || meta.archival_code }) : null,

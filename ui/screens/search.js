@@ -14,6 +14,10 @@ import { RETENTIONS } from '../validate.js';
 
 const FILTERS = ['status', 'retention', 'matter', 'date_from', 'date_to'];
 let cache = null; // {key, data, selected}: going back from a record shows the same hits, unaudited
+let lastHash = '#/search';
+
+/** The address of the last search (for the record view's "back to results"). */
+export function lastSearchHash() { return lastHash; }
 
 /** Text with [start, end) highlight ranges (code-point offsets, as Python counts) as nodes. */
 export function highlightNodes(text, ranges) {
@@ -106,6 +110,7 @@ export function mount(container, { query, navigate }) {
     try {
       const data = await api('/search', { query: { ...Object.fromEntries(params), limit: 50 }, quiet: true, signal: controller.signal });
       cache = { key, data, selected: 0 };
+      lastHash = `#/search?${key}`;
       lastKey = key;
       show(data, 0);
     } catch (err) {

@@ -10,6 +10,7 @@ import { formatDateTime } from '../format.js';
 import { passwordPair, passwordSection, tokensSection, MIN_PASSWORD } from './account.js';
 
 export const ROLES = ['clerk', 'supervisor', 'technician', 'admin'];
+const USERNAME = /^[a-z][a-z0-9_.-]{1,31}$/; // as the API's NewUser model
 
 function roleSelect(value, attrs = {}) {
   return h('select', attrs, ROLES.map((r) => h('option', { value: r, text: t(`role.${r}`), selected: r === value })));
@@ -41,6 +42,7 @@ function usersSection() {
 
   function render(items) {
     const me = currentUser();
+    const hasLogin = items.some((u) => u.last_login_at || u.last_login);
     replace(list, table([
       { label: t('login.username'), cell: (u) => u.username, className: 'mono' },
       { label: t('users.displayName'), cell: (u) => u.display_name || '' },
@@ -50,12 +52,12 @@ function usersSection() {
         return sel;
       } },
       { label: t('users.status'), cell: (u) => (u.disabled ? badge(t('users.disabled'), 'bad') : badge(t('users.enabled'), 'ok')) },
-      { label: t('users.lastLogin'), cell: (u) => formatDateTime(u.last_login_at || u.last_login) || '—', className: 'nowrap' },
+      hasLogin ? { label: t('users.lastLogin'), cell: (u) => formatDateTime(u.last_login_at || u.last_login) || '—', className: 'nowrap' } : null,
       { label: '', cell: (u) => h('span', { class: 'row-actions' },
         h('button', { type: 'button', class: 'btn btn-small', disabled: me && me.username === u.username,
           text: u.disabled ? t('users.enable') : t('users.disable'), onClick: () => toggle(u) }),
         h('button', { type: 'button', class: 'btn btn-small', text: t('users.resetPassword'), onClick: () => resetPassword(u) })) },
-    ], items, { empty: t('common.empty'), rowClass: (u) => (u.disabled ? 'row-disabled' : null) }));
+    ].filter(Boolean), items, { empty: t('common.empty'), rowClass: (u) => (u.disabled ? 'row-disabled' : null) }));
   }
 
   async function patch(u, body, doneKey) {
@@ -87,7 +89,7 @@ function usersSection() {
   }
 
   // --- add a user
-  const username = h('input', { type: 'text', maxlength: 64, autocomplete: 'off', spellcheck: 'false', pattern: '[A-Za-z0-9_.-]+' });
+  const username = h('input', { type: 'text', maxlength: 32, autocapitalize: 'off', autocomplete: 'off', spellcheck: 'false' });
   const display = h('input', { type: 'text', maxlength: 64, autocomplete: 'off' });
   const role = roleSelect('clerk');
   const pair = passwordPair('new-user');
@@ -99,7 +101,7 @@ function usersSection() {
     h('button', { type: 'submit', class: 'btn btn-primary', text: t('users.add') }));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    if (!/^[A-Za-z0-9_.-]{2,64}$/.test(username.value.trim())) { toast(t('users.usernameRule'), 'error'); return; }
+    if (!USERNAME.test(username.value.trim())) { toast(t('users.usernameRule'), 'error'); return; }
     if (!pair.ok()) { toast(t('account.passwordInvalid', { n: MIN_PASSWORD }), 'error'); return; }
     try {
       await api('/users', { method: 'POST', body: { username: username.value.trim(), display_name: display.value.trim() || username.value.trim(), role: role.value, password: pair.value() } });

@@ -56,6 +56,7 @@ def current_session(who: PrincipalDep, request: Request) -> dict[str, Any]:
         "user": user_json(who.user, who.permissions),
         "csrf": who.session.csrf if who.session else None,
         "idle_timeout_s": settings.auth.idle_timeout_s,
+        "min_password_length": settings.auth.min_password_length,
         "hall_name": settings.hall_name,
     }
 

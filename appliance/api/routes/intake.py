@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from appliance.accounts import Accounts
 from appliance.api.deps import CtxDep, Principal, problem, require
 from appliance.catalog import transaction
 from appliance.context import Context
@@ -36,6 +37,7 @@ EVENT_TYPES = {
 }
 POLL_S = 0.2
 QUEUE_EVERY_S = 5.0
+SESSION_CHECK_S = 30.0
 
 
 class Decision(BaseModel):
@@ -92,11 +94,13 @@ def _event_payload(row: Any) -> dict[str, Any]:
     kind = row["type"]
     if kind == "ingestion":
         out["counter"] = detail.get("counter")
+        out["landed_at"] = row["landed_at"]
     elif kind == "preview":
         out |= {
             "pages": detail.get("pages"),
             "flags": detail.get("flags", []),
             "rescan": detail.get("rescan"),
+            "page_flags": detail.get("page_flags", []),
             "counter": detail.get("counter"),
             "thumbnail": f"/api/v1/jobs/{row['job_id']}/preview",
         }
@@ -114,8 +118,9 @@ def _fetch(pool: Any, after: int) -> list[Any]:
     marks = ",".join("?" * len(EVENT_TYPES))
     return list(
         ctx.conn.execute(
-            f"SELECT id, job_id, record_id, at, type, detail FROM events WHERE id > ? AND type IN ({marks})"
-            " AND page_idx IS NULL ORDER BY id LIMIT 200",
+            "SELECT e.id, e.job_id, e.record_id, e.at, e.type, e.detail, j.landed_at FROM events e"
+            f" JOIN jobs j ON j.id = e.job_id WHERE e.id > ? AND e.type IN ({marks})"
+            " AND e.page_idx IS NULL ORDER BY e.id LIMIT 200",
             (after, *EVENT_TYPES),
         ).fetchall()
     )
@@ -131,20 +136,41 @@ def _last_id(pool: Any) -> int:
     return int(ctx.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
 
 
+def _still_valid(request: Request, who: Principal) -> bool:
+    """The stream ends when its session does (logout, idle timeout, user disabled)."""
+    if who.session is None:
+        return True
+    cookie = request.cookies.get(request.app.state.cookie_name)
+    ctx: Context = request.app.state.pool.get()
+    return cookie is not None and Accounts(ctx.conn, ctx.settings.auth, ctx.audit).session(cookie) is not None
+
+
 @router.get("/events", response_class=StreamingResponse)
-async def events(request: Request, who: QueueViewer) -> StreamingResponse:
+async def events(request: Request, who: QueueViewer, last_event_id: int | None = None) -> StreamingResponse:
     """Server-sent events: job.* for staff who may see intake, `queue` counts for everyone
-    allowed to see the queue. ``Last-Event-ID`` resumes after a reconnect."""
+    allowed to see the queue. ``Last-Event-ID`` (or ``?last_event_id=``, for a new EventSource)
+    resumes after a reconnect; the stream ends with ``session.ended`` when the session does."""
     pool = request.app.state.pool
     detailed = "intake.view" in who.permissions
     last = request.headers.get("last-event-id")
-    after = int(last) if last and last.isdigit() else await run_in_threadpool(_last_id, pool)
+    if last and last.isdigit():
+        after = int(last)
+    elif last_event_id is not None:
+        after = last_event_id
+    else:
+        after = await run_in_threadpool(_last_id, pool)
 
     async def stream() -> AsyncIterator[bytes]:
         nonlocal after
         next_counts = 0.0
+        next_session_check = time.monotonic() + SESSION_CHECK_S
         yield b"retry: 2000\n\n"
         while not await request.is_disconnected():
+            if time.monotonic() >= next_session_check:
+                if not await run_in_threadpool(_still_valid, request, who):
+                    yield b"event: session.ended\ndata: {}\n\n"
+                    return
+                next_session_check = time.monotonic() + SESSION_CHECK_S
             if detailed:
                 for row in await run_in_threadpool(_fetch, pool, after):
                     after = row["id"]

@@ -81,6 +81,9 @@ def list_records(
 @router.get("/{record_id}")
 def get_record(record_id: str, ctx: CtxDep, who: Reader, search_id: int | None = None) -> dict[str, Any]:
     rec = ctx.store.get(record_id, actor=who.actor, search_id=search_id)
+    settings = ctx.settings
+    rec["stored_metadata"] = rec["metadata"]
+    rec["metadata"] = {**record_metadata.defaults(settings, rec["page_count"]), **rec["metadata"]}
     for page in rec["pages"]:
         page["flags"] = _flags(page["clean_report"])
     rec["archival_code"] = rec["metadata"].get("archival_code")
