@@ -180,7 +180,14 @@ def serve(
     settings = _settings(ctx)
     service = Service(settings)
     if demo_count:
-        from appliance.demo import feed
+        from appliance.demo import ensure_demo_account, feed
+
+        password = ensure_demo_account(settings)
+        if not no_api:
+            who = f"demo / {password}" if password else "demo (password shown when it was created)"
+            click.echo(
+                f"staff UI: http://{host or settings.api.host}:{port or settings.api.port}/  log in as {who}"
+            )
 
         def _feed() -> None:
             time.sleep(1.0)

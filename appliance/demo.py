@@ -30,3 +30,23 @@ def feed(settings: Settings, count: int, *, interval: float, seed: int, progress
         return len(docs)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def ensure_demo_account(settings: Settings) -> str | None:
+    """A supervisor account ``demo`` for trying the UI with ``hall serve --demo``; returns its
+    generated password when it is created now, None when it exists."""
+    import secrets
+
+    from appliance.accounts import Accounts
+    from appliance.context import open_context
+
+    app = open_context(settings)
+    try:
+        accounts = Accounts(app.conn, settings.auth, app.audit)
+        if accounts.get_user("demo") is not None:
+            return None
+        password = secrets.token_urlsafe(12)
+        accounts.create_user("demo", "演示审核员", "supervisor", password, actor="cli:demo")
+        return password
+    finally:
+        app.close()
