@@ -40,6 +40,7 @@ MATRIX: list[tuple[str, str, str, object]] = [
     ("GET", "/api/v1/audit", "audit.view", None),
     ("POST", "/api/v1/audit/verify", "audit.view", None),
     ("GET", "/api/v1/device", "device.view", None),
+    ("PUT", "/api/v1/device/config", "device.configure", {"values": {"settle_seconds": 2.5}}),
     ("GET", "/api/v1/users", "users.manage", None),
     (
         "POST",

@@ -6,10 +6,14 @@ import shutil
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field, ValidationError
 
 from appliance import __version__
-from appliance.api.deps import CtxDep, Principal, require
+from appliance.api.deps import CtxDep, Principal, problem, require
+from appliance.catalog import transaction
+from appliance.fsutil import atomic_write
 from appliance.keys import FileKeySource
+from appliance.settings import Settings
 
 router = APIRouter(tags=["device"])
 Technician = Annotated[Principal, require("device.view")]
@@ -60,3 +64,41 @@ def device(request: Request, ctx: CtxDep, who: Technician) -> dict[str, Any]:
             "department": settings.archival.department,
         },
     }
+
+
+Configurer = Annotated[Principal, require("device.configure")]
+# What a technician may change from the UI (the rest needs `hall provision` or hall.toml).
+CONFIGURABLE: dict[str, tuple[str, str]] = {
+    "hall_name": ("", "hall_name"),
+    "settle_seconds": ("intake", "settle_seconds"),
+    "closed_settle_seconds": ("intake", "closed_settle_seconds"),
+    "rescan_seconds": ("intake", "rescan_seconds"),
+    "workers": ("pipeline", "workers"),
+    "ocr_threads": ("ocr", "threads"),
+}
+
+
+class ConfigChange(BaseModel):
+    values: dict[str, str | int | float] = Field(description=f"Any of: {', '.join(CONFIGURABLE)}")
+
+
+@router.put("/device/config")
+def configure(body: ConfigChange, ctx: CtxDep, who: Configurer) -> dict[str, Any]:
+    """Validate and write the changes to hall.toml; they take effect when the service restarts."""
+    unknown = sorted(set(body.values) - set(CONFIGURABLE))
+    if unknown:
+        raise problem(
+            422, "not_configurable", "这些设置不能在此修改", f"not configurable here: {', '.join(unknown)}"
+        )
+    raw = ctx.settings.model_dump(mode="json")
+    for key, value in body.values.items():
+        section, name = CONFIGURABLE[key]
+        (raw[section] if section else raw)[name] = value
+    try:
+        new = Settings.model_validate(raw)
+    except ValidationError as e:
+        raise problem(422, "invalid_setting", "设置值无效", str(e).splitlines()[0]) from None
+    atomic_write(new.config_path, new.to_toml().encode("utf-8"), mode=0o640)
+    with transaction(ctx.conn):
+        ctx.audit.record(ctx.conn, who.actor, "device.configure", None, {"changed": sorted(body.values)})
+    return {"written": str(new.config_path), "restart_required": True, "changed": sorted(body.values)}
