@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -18,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request
+from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page, Request, ViewportSize
 
 from tests.serve_harness import HALL, ServeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-VIEWPORT = {"width": 1366, "height": 768}
+VIEWPORT: ViewportSize = {"width": 1366, "height": 768}
 # The session cookie on a loopback address (appliance.api.deps.SECURE_COOKIE).
 SESSION_COOKIE = "__Host-hall_session"
 
@@ -90,6 +91,12 @@ class Observed:
     console_errors: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     urls: list[str] = field(default_factory=list)
+    _console: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    # (status, URL) of API answers a test provokes on purpose; Chromium logs each as an error.
+    expected: set[tuple[int, str]] = field(default_factory=set)
+
+    def expect_status(self, status: int, path: str) -> None:
+        self.expected.add((status, f"{self.origin}{path}"))
 
     def attach(self, context: BrowserContext) -> None:
         context.on("page", self._watch_page)
@@ -98,12 +105,17 @@ class Observed:
 
     def _watch_page(self, page: Page) -> None:
         page.on("console", self._on_console)
-        page.on("pageerror", lambda exc: self.console_errors.append(f"pageerror: {exc}"))
+        page.on("pageerror", self._on_pageerror)
 
     def _on_console(self, msg: ConsoleMessage) -> None:
         if msg.type == "error":
-            loc = msg.location or {}
-            self.console_errors.append(f"{msg.text} @ {loc.get('url', '')}")
+            url = str((msg.location or {}).get("url", ""))
+            self._console.append((msg.text, url))
+            self.console_errors.append(f"{msg.text} @ {url}")
+
+    def _on_pageerror(self, exc: Error) -> None:
+        self._console.append((f"uncaught: {exc}", ""))
+        self.console_errors.append(f"uncaught: {exc}")
 
     def _on_request(self, request: Request) -> None:
         self.urls.append(request.url)
@@ -111,15 +123,15 @@ class Observed:
     def _on_failed(self, request: Request) -> None:
         self.failed.append(f"{request.method} {request.url}: {request.failure}")
 
-    def unexpected_console_errors(self, allowed_statuses: frozenset[int]) -> list[str]:
-        """Console errors other than Chromium's own line about an API response with one of
-        ``allowed_statuses`` (401/403/422 … that the tests provoke on purpose)."""
+    def unexpected_console_errors(self) -> list[str]:
+        """Console errors other than Chromium's own line about one of the ``expected`` API
+        answers (``Failed to load resource: … status of 401 …`` located at that URL)."""
         out = []
-        for text in self.console_errors:
+        for text, url in self._console:
             m = _FETCH_STATUS.match(text)
-            if m and int(m.group(1)) in allowed_statuses and f"{self.origin}/api/v1/" in text:
+            if m and (int(m.group(1)), url) in self.expected:
                 continue
-            out.append(text)
+            out.append(f"{text} @ {url}")
         return out
 
     def foreign_urls(self) -> list[str]:
@@ -152,3 +164,21 @@ def session_cookie(context: BrowserContext, base: str) -> str:
     values = [c["value"] for c in context.cookies(base) if c["name"] == SESSION_COOKIE]
     assert len(values) == 1, context.cookies(base)
     return values[0]
+
+
+def job_timeline(data_dir: Path, job_id: str) -> dict[str, float]:
+    """Server-side moments of one job (epoch seconds): landed/received, and the first event of
+    each type (ingestion, preview, storage …)."""
+    conn = sqlite3.connect(f"file:{data_dir / 'catalog.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        landed, received = conn.execute(
+            "SELECT landed_at, received_at FROM jobs WHERE id=?", (job_id,)
+        ).fetchone()
+        out = {"landed": float(landed), "received": float(received)}
+        for kind, at in conn.execute(
+            "SELECT type, MIN(at) FROM events WHERE job_id=? GROUP BY type", (job_id,)
+        ).fetchall():
+            out[str(kind)] = float(at)
+        return out
+    finally:
+        conn.close()

@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from appliance import __version__
-from appliance.accounts import AccountError, LastAdmin, LoginThrottled, UnknownUser, UserExists
+from appliance.accounts import AccountError, LastAdmin, LoginThrottled, UnknownToken, UnknownUser, UserExists
 from appliance.api.deps import PLAIN_COOKIE, SECURE_COOKIE, ContextPool
 from appliance.api.routes import audit_routes, auth, dashboard, device, intake, records, search_routes, users
 from appliance.errors import (
@@ -41,9 +43,16 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (UserExists, 409),
     (LastAdmin, 409),
     (UnknownUser, 404),
+    (UnknownToken, 404),
     (DecryptionFailed, 500),
     (KeyProblem, 503),
 ]
+# Errors FastAPI and Starlette raise with a plain-text detail, in the API's error shape.
+_PLAIN: dict[int, tuple[str, str]] = {
+    400: ("unreadable_body", "请求内容无法解析"),
+    404: ("not_found", "没有这个接口"),
+    405: ("method_not_allowed", "此接口不支持该请求方法"),
+}
 
 
 def _is_loopback(host: str) -> bool:
@@ -104,6 +113,17 @@ def create_app(settings: Settings, *, ui_dir: Path = UI_DIR) -> FastAPI:
         if isinstance(exc, AccountError) and status == 400:
             status = 401 if exc.code == "bad_credentials" else 400
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def plain_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """``{"detail": "text"}`` from the framework itself (a body that cannot be parsed, an
+        unknown path or method) becomes ``{"detail": {"code", "message_zh", "message_en"}}``
+        under ``/api/`` like every other API error; the UI's static files keep the default."""
+        if isinstance(exc.detail, str) and request.url.path.startswith("/api/"):
+            code, zh = _PLAIN.get(exc.status_code, (f"http_{exc.status_code}", exc.detail))
+            body = {"detail": {"code": code, "message_zh": zh, "message_en": exc.detail}}
+            return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return await http_exception_handler(request, exc)
 
     api = "/api/v1"
     for module in (auth, records, search_routes, intake, dashboard, audit_routes, device, users):

@@ -7,9 +7,10 @@ from __future__ import annotations
 import hmac
 import threading
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from pydantic import BaseModel, ConfigDict
 
 from appliance.accounts import Accounts, Session, User
 from appliance.context import Context, open_context
@@ -22,6 +23,61 @@ PLAIN_COOKIE = "hall_session"  # plain HTTP on the LAN (no certificate yet): the
 
 def problem(status: int, code: str, zh: str, en: str, **extra: object) -> HTTPException:
     return HTTPException(status, {"code": code, "message_zh": zh, "message_en": en, **extra})
+
+
+class ProblemDetail(BaseModel):
+    """What went wrong: a stable ``code`` and messages for staff (more fields for some codes, e.g.
+    ``problems`` of ``metadata_invalid``, ``retry_after`` of ``login_throttled``)."""
+
+    model_config = ConfigDict(extra="allow")
+    code: str
+    message_zh: str
+    message_en: str
+
+
+class Problem(BaseModel):
+    detail: ProblemDetail
+
+
+class RequestError(BaseModel):
+    """One entry of FastAPI's request validation errors."""
+
+    model_config = ConfigDict(extra="allow")
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Unprocessable(BaseModel):
+    """422: the request does not fit the schema (FastAPI's list of errors), or the appliance's own
+    validation refused it (a problem such as ``metadata_invalid``)."""
+
+    detail: list[RequestError] | ProblemDetail
+
+
+_ERRORS: dict[int, str] = {
+    400: "Refused: the body cannot be parsed, or `detail.code` says why (e.g. password_rejected)",
+    401: "Not logged in (or the session expired), or the API token is invalid, revoked or expired",
+    403: "Not allowed: the role lacks the permission, a CSRF or origin check failed, or a login "
+    "session is required",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    410: "The record was shredded; its content no longer exists",
+    422: "The request is not valid",
+    429: "Too many failed attempts; `Retry-After` gives the seconds to wait",
+}
+
+
+def errors(*codes: int, login: bool = True) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for the errors a route answers besides FastAPI's own 422: 401 and
+    403 for every route behind a login (``login=False`` for the open ones), plus ``codes``."""
+    wanted = sorted({*codes, *((401, 403) if login else ())})
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in wanted:
+        out[code] = {"model": Unprocessable if code == 422 else Problem, "description": _ERRORS[code]}
+        if code == 429:
+            out[code]["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+    return out
 
 
 class ContextPool:

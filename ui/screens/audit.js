@@ -9,10 +9,11 @@ import { formatDateTime, formatDetail } from '../format.js';
 
 const PAGE = 50;
 export const KNOWN_ACTIONS = [
-  'auth.login', 'auth.logout', 'auth.failed', 'record.view', 'page.view', 'master.view', 'preview.view', 'records.list',
+  'auth.login', 'auth.logout', 'auth.login_failed', 'record.view', 'page.view', 'master.view', 'preview.view', 'records.list',
   'metadata.edit', 'record.confirm', 'record.store', 'record.shred', 'record.export', 'search',
   'quarantine.download', 'quarantine.decide', 'audit.verify', 'keys.rotate', 'index.rebuild',
-  'retention.report', 'user.create', 'user.update', 'token.create', 'token.delete', 'ingest',
+  'retention.report', 'users.create', 'users.role', 'users.disable', 'users.enable', 'users.password',
+  'tokens.create', 'tokens.revoke', 'device.configure', 'quarantine', 'ingest',
 ];
 
 export function mount(container) {
@@ -53,9 +54,9 @@ export function mount(container) {
       { label: t('audit.seq'), cell: (e) => String(e.seq), className: 'num mono' },
       { label: t('audit.time'), cell: (e) => formatDateTime(e.at), className: 'nowrap' },
       { label: t('audit.actor'), cell: (e) => e.actor || '', className: 'mono' },
-      { label: t('audit.action'), cell: (e) => h('span', { title: e.action, text: tOr(`action.${e.action}`, e.action || '') }) },
+      { label: t('audit.action'), cell: (e) => h('span', { title: e.action, text: tOr(`action.${e.action}`, e.action || '') }), className: 'nowrap' },
       { label: t('audit.target'), cell: (e) => targetCell(e), className: 'mono wrap' },
-      { label: t('audit.detail'), cell: (e) => h('span', null, formatDetail(e.detail), e.sealed ? badge(t('audit.sealed'), 'neutral', t('audit.sealedHint')) : null), className: 'mono wrap small' },
+      { label: t('audit.detail'), cell: (e) => h('span', null, formatDetail(e.detail), e.sealed ? [' ', badge(t('audit.sealed'), 'neutral', t('audit.sealedHint'))] : null), className: 'mono wrap small' },
     ], items, { empty: t('audit.empty') }));
     newer.disabled = stack.length <= 1;
     older.disabled = items.length < PAGE;

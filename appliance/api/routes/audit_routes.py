@@ -7,18 +7,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from appliance import audit
-from appliance.api.deps import CtxDep, Principal, require
+from appliance.api.deps import CtxDep, Principal, errors, require
 from appliance.catalog import transaction
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 Auditor = Annotated[Principal, require("audit.view")]
 
 
-@router.get("")
+@router.get("", responses=errors())
 def entries(
     ctx: CtxDep,
     who: Auditor,
-    before: int | None = None,
+    before: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     action: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def entries(
     return {"items": items}
 
 
-@router.post("/verify")
+@router.post("/verify", responses=errors())
 def verify(request: Request, ctx: CtxDep, who: Auditor) -> dict[str, Any]:
     settings = request.app.state.settings
     public = ctx.keyring.keys.device_key().public_key()

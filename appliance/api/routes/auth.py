@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from appliance.accounts import BadCredentials
-from appliance.api.deps import AccountsDep, PrincipalDep, client_address, problem
+from appliance.api.deps import AccountsDep, PrincipalDep, client_address, errors, problem
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -32,7 +32,7 @@ def user_json(user: Any, permissions: frozenset[str]) -> dict[str, Any]:
     }
 
 
-@router.post("/login")
+@router.post("/login", responses=errors(400, 401, 429, login=False))
 def login(body: Credentials, request: Request, response: Response, accounts: AccountsDep) -> dict[str, Any]:
     user = accounts.authenticate(body.username, body.password, client=client_address(request))
     token, session = accounts.start_session(
@@ -49,7 +49,7 @@ def login(body: Credentials, request: Request, response: Response, accounts: Acc
     return {"user": user_json(user, user.permissions), "csrf": session.csrf}
 
 
-@router.get("/session")
+@router.get("/session", responses=errors())
 def current_session(who: PrincipalDep, request: Request) -> dict[str, Any]:
     settings = request.app.state.settings
     return {
@@ -61,7 +61,7 @@ def current_session(who: PrincipalDep, request: Request) -> dict[str, Any]:
     }
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=errors())
 def logout(who: PrincipalDep, request: Request, response: Response, accounts: AccountsDep) -> None:
     cookie = request.cookies.get(request.app.state.cookie_name)
     if cookie:
@@ -75,7 +75,7 @@ def logout(who: PrincipalDep, request: Request, response: Response, accounts: Ac
     )
 
 
-@router.post("/password", status_code=204)
+@router.post("/password", status_code=204, responses=errors(400, 429))
 def change_password(body: PasswordChange, request: Request, who: PrincipalDep, accounts: AccountsDep) -> None:
     if who.session is None:
         raise problem(

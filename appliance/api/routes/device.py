@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError
 
 from appliance import __version__
-from appliance.api.deps import CtxDep, Principal, problem, require
+from appliance.api.deps import CtxDep, Principal, errors, problem, require
 from appliance.catalog import transaction
 from appliance.fsutil import atomic_write
 from appliance.keys import FileKeySource
@@ -25,7 +25,7 @@ def health() -> dict[str, Any]:
     return {"ok": True, "version": __version__}
 
 
-@router.get("/device")
+@router.get("/device", responses=errors())
 def device(request: Request, ctx: CtxDep, who: Technician) -> dict[str, Any]:
     settings = ctx.settings
     keys = [
@@ -82,7 +82,7 @@ class ConfigChange(BaseModel):
     values: dict[str, str | int | float] = Field(description=f"Any of: {', '.join(CONFIGURABLE)}")
 
 
-@router.put("/device/config")
+@router.put("/device/config", responses=errors(400, 422))
 def configure(body: ConfigChange, ctx: CtxDep, who: Configurer) -> dict[str, Any]:
     """Validate and write the changes to hall.toml; they take effect when the service restarts."""
     unknown = sorted(set(body.values) - set(CONFIGURABLE))

@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from appliance.accounts import Accounts
-from appliance.api.deps import CtxDep, Principal, problem, require
+from appliance.api.deps import CtxDep, Principal, errors, problem, require
 from appliance.catalog import transaction
 from appliance.context import Context
 from appliance.jobqueue import add_event
@@ -38,6 +38,7 @@ EVENT_TYPES = {
 POLL_S = 0.2
 QUEUE_EVERY_S = 5.0
 SESSION_CHECK_S = 30.0
+MAX_EVENT_ID = 2**63 - 1  # event ids are SQLite integers
 
 
 class Decision(BaseModel):
@@ -67,7 +68,7 @@ def _job_summary(ctx: Context, row: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/queue")
+@router.get("/queue", responses=errors())
 def queue(ctx: CtxDep, who: QueueViewer, limit: Annotated[int, Query(ge=1, le=200)] = 30) -> dict[str, Any]:
     rows = ctx.conn.execute(
         "SELECT j.*, r.page_count AS pages FROM jobs j LEFT JOIN records r ON r.id = j.record_id"
@@ -78,7 +79,11 @@ def queue(ctx: CtxDep, who: QueueViewer, limit: Annotated[int, Query(ge=1, le=20
     return {"counts": ctx.queue.counts(), "recent": recent}
 
 
-@router.get("/jobs/{job_id}/preview")
+@router.get(
+    "/jobs/{job_id}/preview",
+    response_class=Response,
+    responses={200: {"description": "JPEG thumbnail", "content": {"image/jpeg": {}}}, **errors(404)},
+)
 def job_preview(job_id: str, ctx: CtxDep, who: IntakeViewer) -> Response:
     data = preview_image(ctx, job_id)
     if data is None:
@@ -145,15 +150,23 @@ def _still_valid(request: Request, who: Principal) -> bool:
     return cookie is not None and Accounts(ctx.conn, ctx.settings.auth, ctx.audit).session(cookie) is not None
 
 
-@router.get("/events", response_class=StreamingResponse)
-async def events(request: Request, who: QueueViewer, last_event_id: int | None = None) -> StreamingResponse:
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={200: {"description": "Server-sent events", "content": {"text/event-stream": {}}}, **errors()},
+)
+async def events(
+    request: Request,
+    who: QueueViewer,
+    last_event_id: Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID)] = None,
+) -> StreamingResponse:
     """Server-sent events: job.* for staff who may see intake, `queue` counts for everyone
     allowed to see the queue. ``Last-Event-ID`` (or ``?last_event_id=``, for a new EventSource)
     resumes after a reconnect; the stream ends with ``session.ended`` when the session does."""
     pool = request.app.state.pool
     detailed = "intake.view" in who.permissions
-    last = request.headers.get("last-event-id")
-    if last and last.isdigit():
+    last = request.headers.get("last-event-id", "")
+    if last.isascii() and last.isdigit() and int(last) <= MAX_EVENT_ID:  # else: not one of ours
         after = int(last)
     elif last_event_id is not None:
         after = last_event_id
@@ -172,10 +185,13 @@ async def events(request: Request, who: QueueViewer, last_event_id: int | None =
                     return
                 next_session_check = time.monotonic() + SESSION_CHECK_S
             if detailed:
-                for row in await run_in_threadpool(_fetch, pool, after):
+                rows = await run_in_threadpool(_fetch, pool, after)
+                for row in rows:
                     after = row["id"]
                     data = json.dumps(_event_payload(row), ensure_ascii=False)
                     yield f"id: {row['id']}\nevent: {EVENT_TYPES[row['type']]}\ndata: {data}\n\n".encode()
+                if rows:
+                    next_counts = 0.0  # a job moved: send the counts with it, not up to 5 s later
             if time.monotonic() >= next_counts:
                 counts = await run_in_threadpool(_counts, pool)
                 yield f"event: queue\ndata: {json.dumps({'counts': counts})}\n\n".encode()
@@ -186,7 +202,7 @@ async def events(request: Request, who: QueueViewer, last_event_id: int | None =
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
 
-@router.get("/quarantine")
+@router.get("/quarantine", responses=errors())
 def quarantine(
     ctx: CtxDep, who: QuarantineViewer, limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> dict[str, Any]:
@@ -194,7 +210,14 @@ def quarantine(
     return {"items": items}
 
 
-@router.get("/quarantine/{job_id}/file")
+@router.get(
+    "/quarantine/{job_id}/file",
+    response_class=Response,
+    responses={
+        200: {"description": "The decrypted file", "content": {"application/octet-stream": {}}},
+        **errors(404),
+    },
+)
 def quarantine_file(job_id: str, ctx: CtxDep, who: QuarantineDecider) -> Response:
     if ctx.conn.execute("SELECT 1 FROM quarantine WHERE job_id=?", (job_id,)).fetchone() is None:
         raise problem(404, "not_quarantined", "隔离区中没有此文件", "no such quarantined file")
@@ -209,7 +232,7 @@ def quarantine_file(job_id: str, ctx: CtxDep, who: QuarantineDecider) -> Respons
     return Response(data, media_type="application/octet-stream", headers=headers)
 
 
-@router.post("/quarantine/{job_id}/decision", status_code=204)
+@router.post("/quarantine/{job_id}/decision", status_code=204, responses=errors(400, 404, 409))
 def quarantine_decision(job_id: str, body: Decision, ctx: CtxDep, who: QuarantineDecider) -> None:
     row = ctx.conn.execute(
         "SELECT q.*, j.counter FROM quarantine q JOIN jobs j ON j.id=q.job_id WHERE job_id=?", (job_id,)

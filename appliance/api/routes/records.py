@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from appliance import record_metadata, record_reader
-from appliance.api.deps import CtxDep, Principal, problem, require
+from appliance.api.deps import CtxDep, Principal, errors, problem, require
 from appliance.archival import FIELD_LABELS
 from appliance.catalog import transaction
 from appliance.shredding import shred
@@ -38,7 +38,7 @@ def _flags(clean_report: dict[str, Any]) -> list[str]:
     return [str(f) for f in clean_report.get("flags", [])]
 
 
-@router.get("")
+@router.get("", responses=errors())
 def list_records(
     ctx: CtxDep,
     who: Reader,
@@ -78,7 +78,7 @@ def list_records(
     return {"items": items}
 
 
-@router.get("/{record_id}")
+@router.get("/{record_id}", responses=errors(404, 410))
 def get_record(record_id: str, ctx: CtxDep, who: Reader, search_id: int | None = None) -> dict[str, Any]:
     rec = ctx.store.get(record_id, actor=who.actor, search_id=search_id)
     settings = ctx.settings
@@ -114,7 +114,15 @@ def _original_jpeg(ctx: Any, record_id: str, idx: int, actor: str) -> bytes:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-@router.get("/{record_id}/pages/{idx}/image")
+@router.get(
+    "/{record_id}/pages/{idx}/image",
+    response_class=Response,
+    responses={
+        200: {"description": "The page image", "content": {"image/jpeg": {}, "image/tiff": {}}},
+        # 400: the stored master cannot be rendered any more (kind=original)
+        **errors(400, 404, 410),
+    },
+)
 def page_image(
     record_id: str,
     idx: int,
@@ -131,7 +139,7 @@ def page_image(
     return Response(data, media_type=media, headers=NO_STORE)
 
 
-@router.patch("/{record_id}/metadata")
+@router.patch("/{record_id}/metadata", responses=errors(400, 404, 409, 410, 422))
 def edit_metadata(
     record_id: str, body: MetadataChange, request: Request, ctx: CtxDep, who: Editor
 ) -> dict[str, Any]:
@@ -144,12 +152,12 @@ def edit_metadata(
     return {"metadata": meta}
 
 
-@router.post("/{record_id}/confirm")
+@router.post("/{record_id}/confirm", responses=errors(404, 409, 410, 422))
 def confirm(record_id: str, request: Request, ctx: CtxDep, who: Confirmer) -> dict[str, Any]:
     code = record_metadata.confirm(ctx.store, request.app.state.settings, record_id, actor=who.actor)
     return {"archival_code": code}
 
 
-@router.post("/{record_id}/shred", status_code=204)
+@router.post("/{record_id}/shred", status_code=204, responses=errors(400, 404, 410))
 def shred_record(record_id: str, body: ShredRequest, ctx: CtxDep, who: Shredder) -> None:
     shred(ctx.store, record_id, actor=who.actor, reason=body.reason)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from appliance.api.deps import CtxDep, Principal, require
+from appliance.api.deps import CtxDep, Principal, errors, require
 from appliance.search import SearchFilters, search_audited
 
 router = APIRouter(tags=["search"])
@@ -19,10 +19,13 @@ def _day_start(value: dt.date | None, *, end: bool = False) -> float | None:
     if value is None:
         return None
     moment = dt.datetime.combine(value, dt.time.max if end else dt.time.min)
-    return moment.timestamp()
+    try:
+        return moment.timestamp()
+    except (ValueError, OverflowError, OSError):  # e.g. 0001-01-01: outside what local time converts
+        return (moment - dt.datetime(1970, 1, 1)).total_seconds()
 
 
-@router.get("/search")
+@router.get("/search", responses=errors())
 def search(
     ctx: CtxDep,
     who: Searcher,

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from appliance.accounts import User
-from appliance.api.deps import AccountsDep, Principal, PrincipalDep, problem, require
+from appliance.api.deps import AccountsDep, Principal, PrincipalDep, errors, problem, require
 
 router = APIRouter(tags=["users"])
 Admin = Annotated[Principal, require("users.manage")]
@@ -38,18 +38,18 @@ def _user(u: User) -> dict[str, Any]:
     return {"username": u.username, "display_name": u.display_name, "role": u.role, "disabled": u.disabled}
 
 
-@router.get("/users")
+@router.get("/users", responses=errors())
 def list_users(accounts: AccountsDep, who: Admin) -> dict[str, Any]:
     return {"items": [_user(u) for u in accounts.list_users()]}
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, responses=errors(400, 409))
 def create_user(body: NewUser, accounts: AccountsDep, who: Admin) -> dict[str, Any]:
     user = accounts.create_user(body.username, body.display_name, body.role, body.password, actor=who.actor)
     return _user(user)
 
 
-@router.patch("/users/{username}")
+@router.patch("/users/{username}", responses=errors(400, 404, 409))
 def change_user(username: str, body: UserChange, accounts: AccountsDep, who: Admin) -> dict[str, Any]:
     if accounts.get_user(username) is None:
         raise problem(404, "unknown_user", "没有这个用户", "no such user")
@@ -66,12 +66,12 @@ def change_user(username: str, body: UserChange, accounts: AccountsDep, who: Adm
     return _user(user)
 
 
-@router.get("/tokens")
+@router.get("/tokens", responses=errors())
 def list_tokens(accounts: AccountsDep, who: PrincipalDep) -> dict[str, Any]:
     return {"items": accounts.list_tokens(who.user)}
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", status_code=201, responses=errors(400))
 def create_token(body: NewToken, accounts: AccountsDep, who: PrincipalDep) -> dict[str, Any]:
     if who.token_id is not None:
         raise problem(
@@ -84,7 +84,7 @@ def create_token(body: NewToken, accounts: AccountsDep, who: PrincipalDep) -> di
     return {"id": token_id, "secret": secret, "scopes": sorted(body.scopes)}
 
 
-@router.delete("/tokens/{token_id}", status_code=204)
+@router.delete("/tokens/{token_id}", status_code=204, responses=errors(404))
 def revoke_token(token_id: str, accounts: AccountsDep, who: PrincipalDep) -> None:
     mine = {t["id"] for t in accounts.list_tokens(who.user)}
     if token_id not in mine and "users.manage" not in who.permissions:
