@@ -42,7 +42,7 @@ class IntakeSettings(_Section):
         default=2.0, ge=0.0, description="A file is taken once its size and mtime are unchanged this long."
     )
     closed_settle_seconds: float = Field(
-        default=0.4,
+        default=0.3,
         ge=0.0,
         description="A file its writer has closed (inotify close-write: local writes and Samba shares on "
         "this box) is taken once unchanged this long. Set it to settle_seconds for a scanner that "
@@ -111,6 +111,12 @@ class PipelineSettings(_Section):
         default=3, ge=1, description="Tries before a file that keeps failing is quarantined."
     )
     poll_seconds: float = Field(default=0.2, gt=0, description="How often an idle worker checks the queue.")
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="CPU niceness of the OCR workers, so intake previews and the staff UI stay responsive.",
+    )
 
 
 class StoreSettings(_Section):

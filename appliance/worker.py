@@ -42,6 +42,8 @@ def run_worker(settings: Settings, worker_id: str, stop: multiprocessing.synchro
         level=logging.INFO, format=f"%(asctime)s {worker_id} %(levelname)s %(name)s: %(message)s"
     )
     os.environ.setdefault("OMP_NUM_THREADS", str(settings.ocr.threads))
+    # OCR is batch work: below the intake, the previews and the counter UI, which staff wait for.
+    os.nice(settings.pipeline.worker_nice)
     ctx = open_context(settings)
     engine = load_engine(settings.ocr)
     pipeline = Pipeline(settings, ctx.queue, ctx.store, ctx.spool, engine)

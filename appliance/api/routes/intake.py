@@ -35,7 +35,7 @@ EVENT_TYPES = {
     "quarantine": "job.quarantined",
     "duplicate detection": "job.duplicate",
 }
-POLL_S = 0.2
+POLL_S = 0.1
 QUEUE_EVERY_S = 5.0
 SESSION_CHECK_S = 30.0
 MAX_EVENT_ID = 2**63 - 1  # event ids are SQLite integers
