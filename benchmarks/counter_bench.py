@@ -336,6 +336,16 @@ def _finished(data_dir: Path, n: int) -> bool:
     return done >= n and not pending
 
 
+def _stored_names(data_dir: Path, drops: list[Drop]) -> list[str]:
+    """Names of the fed files whose jobs are stored, in landing order."""
+    conn = _catalog(data_dir)
+    try:
+        stored = [r[0] for r in conn.execute("SELECT landed_at FROM jobs WHERE state='stored'")]
+    finally:
+        conn.close()
+    return [d.name for d in list(drops) if any(abs(d.landed - t) < 0.05 for t in stored)]
+
+
 def _server_jobs(data_dir: Path) -> dict[str, dict[str, Any]]:
     """Per job: landed_at, state, and the time of the first job event of each type."""
     conn = _catalog(data_dir)
@@ -461,21 +471,22 @@ def _browse(
             while not (feed.done.is_set() and _finished(serve.data_dir, len(docs))):
                 if time.monotonic() - t0 > len(docs) * 60 / args.rate + 600:
                     raise SystemExit(f"not done in time:\n{serve.log_tail()}")
-                # query scans that landed at least 15 s ago (stored by then), else the warm-up scan
-                ready = [docs_by_name[d.name] for d in feed.drops if time.time() - d.landed > 15] or [warm]
                 now = time.monotonic()
+                if now < min(next_api, next_ui):
+                    time.sleep(min(0.1, min(next_api, next_ui) - now))
+                    continue
+                # query scans stored by now (at first: the warm-up scan)
+                ready = [docs_by_name[n] for n in _stored_names(serve.data_dir, feed.drops)] or [warm]
                 if now >= next_api:
                     kind, q = _queries(ready[-1 - (k_api // 4) % len(ready)])[k_api % 4]
-                    out.api_searches.append({"kind": kind, **_in_page(search, API_SEARCH_JS, q)})
+                    out.api_searches.append({"kind": kind, "q": q, **_in_page(search, API_SEARCH_JS, q)})
                     k_api += 1
                     next_api += args.search_every
-                elif now >= next_ui:
+                else:
                     kind, q = _queries(ready[-1 - (k_ui // 4) % len(ready)])[(k_ui + 1) % 4]
-                    out.ui_searches.append({"kind": kind, **_in_page(search, UI_SEARCH_JS, q)})
+                    out.ui_searches.append({"kind": kind, "q": q, **_in_page(search, UI_SEARCH_JS, q)})
                     k_ui += 1
                     next_ui += args.ui_search_every
-                else:
-                    time.sleep(min(0.1, max(0.0, min(next_api, next_ui) - now)))
             time.sleep(1.0)  # the last events reach the page
             out.bench = intake.evaluate("() => window.__bench")
             out.resources = intake.evaluate(RESOURCES_JS)
@@ -598,6 +609,7 @@ def _analyse(drops: list[Drop], jobs: dict[str, dict[str, Any]], seen: Browsing)
         "search_page_rendered_ms": _summary([s["rendered_ms"] for s in ui]),
         "search_page_painted_ms": _summary([s["painted_ms"] for s in ui]),
         "search_page_hits": sum(s["hits"] > 0 for s in ui),
+        "searches": {"api": api, "page": ui},
         "per_file": [
             {k: (None if v != v else round(v, 3)) if isinstance(v, float) else v for k, v in r.items()}
             for r in rows

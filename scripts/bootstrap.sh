@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the appliance and its tests need on a fresh Debian machine:
-# Debian packages (CJK fonts for the sample generator, unpaper as a benchmark baseline), uv, the
+# Debian packages (CJK fonts for the sample generator, unpaper as a benchmark baseline, chromium
+# for the browser tests, nodejs when no node is installed), uv, the
 # Python environment in .venv/ (locked), and the native extension (built by maturin via uv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# node runs the UI's pure-JS unit tests; any node >= 18 will do (Debian's, if none is installed).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
 if ((${#missing[@]})); then
   sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)

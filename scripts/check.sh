@@ -10,4 +10,5 @@ echo "== cargo fmt"; cargo fmt --all --check
 echo "== clippy";    cargo clippy --all-targets --all-features --quiet -- -D warnings
 echo "== cargo test"; cargo test -p hall-native --quiet
 echo "== stubtest";  .venv/bin/python -m mypy.stubtest appliance._native
+echo "== ui unit tests"; node --test ui/tests/   # pure JS helpers (ID check digit, formats); the UI itself is tested in a real browser by pytest
 echo "== pytest";    .venv/bin/python -m pytest "$@"

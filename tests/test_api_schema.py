@@ -1,44 +1,40 @@
 """The counter API against its own OpenAPI schema (``/api/v1/openapi.json``), property-based.
 
-Schemathesis generates requests from the schema (valid and invalid ones) for every operation and
-runs them, authenticated, with an identity allowed to use the operation (the permission each
-route needs comes from the authorisation matrix in ``test_api_authz``): a supervisor API token
-for record content, search, intake and the audit log; a technician token for the device and the
-queue; an admin token for users, the device and the audit log; a clerk's login session (cookie
-and CSRF token) for the routes every user has (own API tokens, password change), because a
-token cannot create tokens or change passwords. Each identity gets its own data dir, so what one
-run changes (users disabled, records shredded) cannot break another.
+Schemathesis generates requests from the schema, valid and invalid ones, for every operation and
+sends them authenticated as an identity allowed to use the operation (what each route needs comes
+from the authorisation matrix in ``test_api_authz``): a supervisor API token for record content,
+search, intake and the audit log; a technician token for the device and the queue; an admin
+token for users, the device and the audit log; all of them, and a clerk's login session (cookie
+and CSRF header), for what every user has (own tokens, password change: a token may do neither).
+Each identity's run has a data dir of its own, so what one run changes (a user disabled, a record
+shredded) cannot spoil another.
 
-Every response must: not be a server error (5xx, or an exception out of the app); have a status
-code the schema documents (401/403/404/409/410/422/429 are documented per route with
-``responses=``); match the documented content type, headers and JSON schema; and reject invalid
-input with a 4xx. Besides random path parameters (404s), each operation also gets real ones
-(seeded records, a quarantined file, an intake preview, a spare token), so the success paths,
-410 after a shred and 409 after a decision are exercised as well.
+Every response must not be a server error (a 5xx, or an exception out of the app), must have a
+status code the schema documents (the routes document their 4xx answers with ``responses=``),
+must match the documented content type, headers and JSON schema, and invalid input must get a
+4xx. Random path parameters mostly reach 404s, so every operation also gets real ones (seeded
+records, a quarantined file, an intake preview, a spare token): success paths, 410 after the
+shred and 409 after the quarantine decision are exercised too.
 
-Not in the generated run: ``GET /events`` (an endless event stream; read here with a bounded
-read) and ``POST /auth/login`` (its throttling locks accounts; fuzzed on an app of its own plus
-explicit cases)."""
+Not in the generated run: ``GET /events``, an endless event stream (read here with a bounded
+read), and ``POST /auth/login``, whose throttling would lock the accounts the run uses (fuzzed
+on a data dir of its own, plus explicit cases)."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
-import schemathesis
-from fastapi import FastAPI
-from fastapi.routing import APIRoute
-from hypothesis import HealthCheck, given, settings
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import CheckFunction, not_a_server_error
+from schemathesis.core.failures import ServerError
+from schemathesis.errors import FailureGroup
+from schemathesis.schemas import APIOperation, BaseSchema
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -46,22 +42,27 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from schemathesis.schemas import APIOperation, BaseSchema
 
-from appliance.accounts import Accounts
 from appliance.api import create_app
-from appliance.context import open_context
+from appliance.api.deps import problem
+from appliance.api.routes import dashboard
 from appliance.permissions import ROLE_PERMISSIONS
-from appliance.preview import make_preview
-from appliance.record_metadata import edit
 from appliance.settings import Settings
-from tests.api_client import add_staff, seed_records, settings_for
-from tests.badfiles import encoded
+from tests.api_client import PASSWORD
+from tests.api_schema_helpers import (
+    API,
+    IDENTITIES,
+    SESSION,
+    TOKEN_ROLES,
+    Auth,
+    World,
+    build_world,
+    read_stream,
+    served,
+)
 from tests.test_api_authz import ANY, MATRIX, OPEN, STREAMS
 
-API = "/api/v1"
-SCHEMA_URL = f"{API}/openapi.json"
-MAX_EXAMPLES = 25  # per (operation, identity): the whole file stays well under a minute on 2 cores
+MAX_EXAMPLES = 300  # per (operation, identity); the whole file takes well under a minute on 2 cores
 CHECKS: list[CheckFunction] = [
     not_a_server_error,
     status_code_conformance,
@@ -70,25 +71,23 @@ CHECKS: list[CheckFunction] = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-# Left out on purpose: `positive_data_acceptance` (schema-valid input must get a 2xx). The schema
-# states shapes, not the appliance's rules: a password that breaks the policy (400), metadata that
-# fails DA/T 46 validation (422) or a shredded record (410) are valid JSON but rightly refused.
+# Not run: `positive_data_acceptance` (input valid by the schema must get a 2xx). The schema
+# states shapes, not the appliance's rules: a password that breaks the policy (400), metadata
+# that fails DA/T 46 validation (422) or a shredded record (410) are well-formed yet refused.
 
-# (method, path) -> why it is not in the generated run; each is tested below on its own.
 EXCLUDED = {
-    ("GET", f"{API}/events"): "an endless text/event-stream: test_event_stream_* reads it bounded",
-    ("POST", f"{API}/auth/login"): "throttling would lock the staff accounts mid-run: test_login_*",
+    ("GET", f"{API}/events"): "an endless event stream: test_event_stream_*",
+    ("POST", f"{API}/auth/login"): "throttling would lock the run's accounts: test_login_*",
 }
-TOKEN_ROLES = ("supervisor", "technician", "admin")
-SESSION = "clerk-session"  # a clerk logged in with a cookie (CSRF header on writes)
-# Routes any logged-in user has, run with the session too; logout would end the session mid-run.
+# Routes any logged-in user has also run with the session, except logout (it would end it).
 SESSION_SKIPS = {("POST", f"{API}/auth/logout")}
+# Routes test_api_authz.MATRIX does not list (yet); test_every_route_has_a_known_permission.
+NOT_IN_MATRIX = {("POST", f"{API}/auth/logout"): ANY}
 
 
 def _schema_routes() -> list[tuple[str, str]]:
-    """(method, path template) of every route in the schema, read from an app that is never
-    started (nothing is written)."""
-    app = create_app(Settings.model_validate({"data_dir": "/nonexistent/hall-schema-listing"}))
+    """(method, path template) of every operation in the schema, from an app never started."""
+    app = create_app(Settings.model_validate({"data_dir": "/nonexistent/schema-listing"}))
     paths: dict[str, dict[str, Any]] = app.openapi()["paths"]
     return [(method.upper(), path) for path, ops in paths.items() for method in ops]
 
@@ -98,27 +97,23 @@ def _matches(template: str, concrete: str) -> bool:
     return len(a) == len(b) and all(x == y or x.startswith("{") for x, y in zip(a, b, strict=True))
 
 
-# Routes the authorisation matrix does not list (yet); test_every_route_has_a_known_permission.
-NOT_IN_MATRIX = {("POST", f"{API}/auth/logout"): ANY}
-
-
 def _needs(method: str, template: str) -> str | None:
-    listed = [*MATRIX, *((m, p, need, None) for m, p, need in STREAMS)]
-    found = [need for m, p, need, _ in listed if m == method and _matches(template, p)]
+    listed = [(m, p, need) for m, p, need, _ in MATRIX] + list(STREAMS)
+    found = [need for m, p, need in listed if m == method and _matches(template, p)]
     return found[0] if found else NOT_IN_MATRIX.get((method, template))
 
 
 def _identities(method: str, template: str) -> list[str]:
     need = _needs(method, template)
-    if need is None:  # unknown: try every identity (test_every_route_has_a_known_permission fails)
-        return [*TOKEN_ROLES]
+    if need is None:  # unknown: every token (and test_every_route_has_a_known_permission fails)
+        return list(TOKEN_ROLES)
     if need == OPEN:
         return ["supervisor"]
     if need == ANY:
-        return [*TOKEN_ROLES, *([] if (method, template) in SESSION_SKIPS else [SESSION])]
-    who = [role for role in TOKEN_ROLES if need in ROLE_PERMISSIONS[role]]
-    assert who, f"no role in {TOKEN_ROLES} has {need}"
-    return who
+        return [i for i in IDENTITIES if i != SESSION or (method, template) not in SESSION_SKIPS]
+    allowed = [role for role in TOKEN_ROLES if need in ROLE_PERMISSIONS[role]]
+    assert allowed, f"no role in {TOKEN_ROLES} has {need}"
+    return allowed
 
 
 ROUTES = _schema_routes()
@@ -130,144 +125,47 @@ RUNS = [
 ]
 
 
-@dataclass
-class World:
-    """A fresh data dir for one identity: its credentials, and real ids for path parameters."""
-
-    settings: Settings
-    headers: dict[str, str] = field(default_factory=dict)
-    cookies: dict[str, str] = field(default_factory=dict)
-    ids: dict[str, str] = field(default_factory=dict)
-
-    def real_path_parameters(self, method: str, path: str) -> dict[str, Any] | None:
-        """Existing things to point the operation at (each destructive route gets its own)."""
-        names = re.findall(r"{(\w+)}", path)
-        if not names:
-            return None
-        pick: dict[str, Any] = {
-            "idx": 0,
-            "username": "clerk1",  # never the identity running the tests
-            "token_id": self.ids["spare_token"],
-            "record_id": self.ids[
-                "shred_record"
-                if path.endswith("/shred")
-                else "confirm_record"
-                if path.endswith("/confirm")
-                else "record"
-            ],
-            "job_id": self.ids[
-                "preview_job"
-                if path.startswith(f"{API}/jobs/")
-                else "decision_job"
-                if path.endswith("/decision")
-                else "kept_job"
-            ],
-        }
-        return {name: pick[name] for name in names if name in pick}
-
-
-def _build_world(tmp: Path, identity: str) -> World:
-    settings = settings_for(tmp)
-    add_staff(settings)
-    records = seed_records(settings, 4)
-    ids = {
-        "record": records[0].record_id,
-        "confirm_record": records[1].record_id,
-        "shred_record": records[2].record_id,
-    }
-    ctx = open_context(settings)
-    try:
-        # The record to confirm has what confirmation requires, so the first confirm succeeds.
-        c = records[1].content
-        fields = {"title": c.title, "date": c.apply_date.isoformat(), "matter": c.matter}
-        edit(ctx.store, settings, records[1].record_id, {**fields, "applicant": c.person.name}, actor="test")
-        inbox = settings.drop_path(settings.drop_folders[0])
-        for key, name in (("kept_job", "kept.jpg"), ("decision_job", "decide.jpg")):
-            (inbox / name).write_bytes(b"\xff\xd8\xff" + b"\x00" * 50)
-            job = ctx.spool.take(inbox / name, counter="1号窗口", root=inbox).job_id
-            ctx.store.mark_quarantined(job, "truncated", "the file ends early", keep=ctx.store.quarantine_path(job))
-            ctx.spool.finish(job, "quarantined")
-            ids[key] = job
-        (inbox / "page.png").write_bytes(encoded("PNG"))
-        ids["preview_job"] = ctx.spool.take(inbox / "page.png", counter="1号窗口", root=inbox).job_id
-        assert make_preview(ctx, ids["preview_job"])
-        accounts = Accounts(ctx.conn, settings.auth, ctx.audit)
-        role = "clerk" if identity == SESSION else identity
-        user = accounts.get_user(f"{role}1")
-        assert user is not None
-        scopes = sorted(ROLE_PERMISSIONS[role])
-        secret, _ = accounts.create_token(user, "schema tests", scopes, expires_s=None, actor="test")
-        _, ids["spare_token"] = accounts.create_token(user, "spare", scopes[:1], expires_s=None, actor="test")
-        session_token, session = accounts.start_session(user, client="testclient", user_agent="schema tests")
-    finally:
-        ctx.close()
-    world = World(settings, ids=ids)
-    if identity == SESSION:
-        world.cookies = {create_app(settings).state.cookie_name: session_token}
-        world.headers = {"X-CSRF-Token": session.csrf}
-    else:
-        world.headers = {"Authorization": f"Bearer {secret}"}
-    return world
-
-
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], World]]:
+    """A world per name, made on first use and kept for the module."""
     made: dict[str, World] = {}
 
-    def get(identity: str) -> World:
-        if identity not in made:
-            made[identity] = _build_world(tmp_path_factory.mktemp(f"schema-{identity}"), identity)
-        return made[identity]
+    def get(name: str) -> World:
+        if name not in made:
+            made[name] = build_world(tmp_path_factory.mktemp(f"schema-{name}"))
+        return made[name]
 
     yield get
 
 
-@contextmanager
-def served(settings: Settings) -> Iterator[tuple[FastAPI, BaseSchema]]:
-    """A new app on the data dir and its schema as the app serves it. One per test: the
-    schemathesis pytest plugin ends every ASGI app's lifespan when a test ends, and the app's
-    lifespan closes its store connections."""
-    app = create_app(settings)
-    try:
-        yield app, schemathesis.openapi.from_asgi(SCHEMA_URL, app, config=schemathesis.Config())
-    finally:
-        app.state.pool.close()
-
-
 def _strategy(operation: APIOperation, real: dict[str, Any] | None) -> st.SearchStrategy[Case]:
-    parts = [
-        operation.as_strategy(GenerationMode.POSITIVE),
-        operation.as_strategy(GenerationMode.NEGATIVE),
-    ]
+    modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    parts = [operation.as_strategy(mode) for mode in modes]
     if real is not None:
-        parts += [
-            operation.as_strategy(GenerationMode.POSITIVE, path_parameters=real),
-            operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=real),
-        ]
+        parts += [operation.as_strategy(mode, path_parameters=real) for mode in modes]
     return st.one_of(parts)
 
 
-def _run(world: World, operation: APIOperation, strategy: st.SearchStrategy[Case]) -> None:
-    """At most MAX_EXAMPLES generated requests, each checked with every check in CHECKS."""
+def _call_and_check(case: Case, auth: Auth) -> Any:
+    response = case.call(headers=auth.headers, cookies=auth.cookies)
+    case.validate_response(response, checks=CHECKS, headers=auth.headers)
+    return response
 
-    @settings(
-        max_examples=MAX_EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
-    @given(case=strategy)
-    def check(case: Case) -> None:
-        response = case.call(headers=world.headers, cookies=world.cookies)
-        case.validate_response(response, checks=CHECKS, headers=world.headers)
 
-    check()
+def _fuzz(operation: APIOperation, auth: Auth, real: dict[str, Any] | None = None) -> None:
+    """Up to MAX_EXAMPLES generated requests, every response checked with CHECKS."""
+
+    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=False, database=None)
+    @given(case=_strategy(operation, real))
+    def run(case: Case) -> None:
+        _call_and_check(case, auth)
+
+    run()
 
 
 def test_every_route_has_a_known_permission() -> None:
     assert [(m, p) for m, p in ROUTES if _needs(m, p) is None] == []
-    assert set(EXCLUDED) <= set(ROUTES), "an exclusion names a route that no longer exists"
+    assert set(EXCLUDED) <= set(ROUTES), "an exclusion names a route that is gone"
 
 
 @pytest.mark.parametrize(("identity", "method", "path"), RUNS)
@@ -276,5 +174,232 @@ def test_operation_conforms_to_the_schema(
 ) -> None:
     world = worlds(identity)
     with served(world.settings) as (_, schema):
-        operation = schema[path][method]
-        _run(world, operation, _strategy(operation, world.real_path_parameters(method, path)))
+        _fuzz(schema[path][method], world.auth[identity], world.real_path_parameters(method, path))
+
+
+# --- success answers random input rarely reaches, and fixed bugs --------------------------------
+def _explicit(
+    schema: BaseSchema, auth: Auth, method: str, path: str, expect: int, **parts: Any
+) -> dict[str, Any]:
+    operation = schema[f"{API}{path.split('?')[0]}"][method]
+    response = _call_and_check(operation.Case(**parts), auth)
+    assert response.status_code == expect, response.text
+    media = response.headers.get("content-type", [""])[0]  # schemathesis: lists of values
+    return response.json() if response.content and media.startswith("application/json") else {}
+
+
+def test_success_paths_conform(worlds: Callable[[str], World]) -> None:
+    world = worlds("explicit")
+    admin, supervisor, session = (world.auth[i] for i in ("admin", "supervisor", SESSION))
+    rid, confirm = world.ids["record"], world.ids["confirm_record"]
+    with served(world.settings) as (_, schema):
+        new = {
+            "username": "clerk9",
+            "display_name": "新办事员",
+            "role": "clerk",
+            "password": "九号窗口新办事员的登录密码",
+        }
+        _explicit(schema, admin, "POST", "/users", 201, body=new)
+        _explicit(schema, admin, "POST", "/users", 409, body=new)
+        _explicit(
+            schema,
+            admin,
+            "PATCH",
+            "/users/{username}",
+            200,
+            path_parameters={"username": "clerk9"},
+            body={"role": "supervisor", "disabled": True},
+        )
+        _explicit(
+            schema,
+            admin,
+            "PATCH",
+            "/users/{username}",
+            409,
+            path_parameters={"username": "admin1"},
+            body={"disabled": True},
+        )
+
+        made = _explicit(schema, session, "POST", "/tokens", 201, body={"name": "脚本", "scopes": ["search"]})
+        _explicit(
+            schema, session, "DELETE", "/tokens/{token_id}", 204, path_parameters={"token_id": made["id"]}
+        )
+        _explicit(schema, session, "POST", "/auth/password", 400, body={"old": "wrong", "new": "x" * 12})
+        _explicit(
+            schema,
+            session,
+            "POST",
+            "/auth/password",
+            204,
+            body={"old": PASSWORD, "new": "another long password"},
+        )
+
+        ids = {"record_id": confirm}
+        assert _explicit(schema, supervisor, "POST", "/records/{record_id}/confirm", 200, path_parameters=ids)
+        _explicit(schema, supervisor, "POST", "/records/{record_id}/confirm", 409, path_parameters=ids)
+        edit = "/records/{record_id}/metadata"
+        _explicit(
+            schema, supervisor, "PATCH", edit, 200, path_parameters=ids, body={"fields": {"remarks": "备注"}}
+        )
+        locked = {"fields": {"archival_code": "0001-WS·2024-Y-ZWFW-9999"}}
+        _explicit(schema, supervisor, "PATCH", edit, 409, path_parameters=ids, body=locked)
+        _explicit(
+            schema,
+            supervisor,
+            "PATCH",
+            "/records/{record_id}/metadata",
+            422,
+            path_parameters={"record_id": rid},
+            body={"fields": {"no_such_field": "x"}},
+        )
+        _explicit(
+            schema,
+            supervisor,
+            "POST",
+            "/records/{record_id}/shred",
+            204,
+            path_parameters={"record_id": rid},
+            body={"reason": "审批 2024-17"},
+        )
+        _explicit(schema, supervisor, "GET", "/records/{record_id}", 410, path_parameters={"record_id": rid})
+        _explicit(
+            schema,
+            supervisor,
+            "GET",
+            "/records/{record_id}/pages/{idx}/image",
+            410,
+            path_parameters={"record_id": rid, "idx": 0},
+        )
+
+
+def test_fixed_bugs_stay_fixed(worlds: Callable[[str], World]) -> None:
+    world = worlds("explicit-bugs")
+    supervisor, admin = world.auth["supervisor"], world.auth["admin"]
+    with served(world.settings) as (_, schema):
+        # 500s: a date local time cannot convert; an id beyond SQLite's 64-bit integers
+        _explicit(schema, supervisor, "GET", "/search", 200, query={"date_from": "0001-01-01"})
+        _explicit(schema, supervisor, "GET", "/search", 200, query={"date_to": "0001-01-01"})
+        # accepted as Unix time before: a date is YYYY-MM-DD
+        _explicit(schema, supervisor, "GET", "/search", 422, query={"date_to": "0"})
+        _explicit(schema, supervisor, "GET", "/audit", 422, query={"before": 2**64})
+        # an unknown token was 400 for an admin (404 for everybody else)
+        _explicit(schema, admin, "DELETE", "/tokens/{token_id}", 404, path_parameters={"token_id": "nope"})
+
+
+def test_framework_errors_have_the_api_error_shape(worlds: Callable[[str], World]) -> None:
+    """A body that is not UTF-8 (400 from FastAPI), an unknown path and a wrong method answer
+    ``{"detail": {"code", "message_zh", "message_en"}}`` like every other API error."""
+    world = worlds("explicit-bugs")
+    with served(world.settings) as (app, _), TestClient(app, base_url="https://testserver") as client:
+        auth = world.auth["supervisor"].headers
+        bad = client.post(
+            f"{API}/tokens", content=b"\xff\xfe{", headers={**auth, "Content-Type": "application/json"}
+        )
+        assert bad.status_code == 400 and bad.json()["detail"]["code"] == "unreadable_body"
+        assert client.get(f"{API}/nothing-here", headers=auth).json()["detail"]["code"] == "not_found"
+        wrong = client.delete(f"{API}/records", headers=auth)
+        assert wrong.status_code == 405 and wrong.json()["detail"]["code"] == "method_not_allowed"
+        assert "GET" in wrong.headers["allow"]
+
+
+# --- login: fuzzed where throttling harms nobody, and explicit cases ------------------------------
+def test_login_conforms_to_the_schema(worlds: Callable[[str], World]) -> None:
+    world = worlds("login-fuzz")
+    with served(world.settings) as (_, schema):
+        _fuzz(schema[f"{API}/auth/login"]["POST"], Auth({}))
+
+
+def test_login_answers_conform(worlds: Callable[[str], World]) -> None:
+    world = worlds("login-cases")
+    nobody = Auth({})
+    with served(world.settings) as (_, schema):
+        ok = _explicit(
+            schema, nobody, "POST", "/auth/login", 200, body={"username": "clerk1", "password": PASSWORD}
+        )
+        assert ok["user"]["role"] == "clerk" and ok["csrf"]
+        _explicit(schema, nobody, "POST", "/auth/login", 422, body={"username": "clerk1"})
+        wrong = {"username": "supervisor1", "password": "not the password"}
+        seen = [
+            _explicit(schema, nobody, "POST", "/auth/login", 401, body=wrong)["detail"]["code"]
+            for _ in range(world.settings.auth.max_failures_per_account)
+        ]
+        assert set(seen) == {"bad_credentials"}
+        locked = _explicit(schema, nobody, "POST", "/auth/login", 429, body=wrong)
+        assert locked["detail"]["code"] == "login_throttled"
+
+
+# --- the event stream: a bounded read -----------------------------------------------------------
+def _bearer(auth: Auth) -> dict[str, bytes]:
+    return {k: v.encode() for k, v in auth.headers.items()}
+
+
+def _events(body: bytes) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for block in body.decode().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            out.append((fields["event"], json.loads(fields["data"])))
+    return out
+
+
+def test_event_stream_starts_with_retry_then_queue_counts(worlds: Callable[[str], World]) -> None:
+    world = worlds("events")
+    with served(world.settings) as (app, schema):
+        documented = schema.raw_schema["paths"][f"{API}/events"]["get"]["responses"]["200"]["content"]
+        r = read_stream(
+            app, f"{API}/events?last_event_id=0", _bearer(world.auth["supervisor"]), until=b"event: queue"
+        )
+        assert r.status == 200 and r.headers["content-type"].split(";")[0] in documented
+        assert "no-store" in r.headers["cache-control"]
+        assert r.body.startswith(b"retry: 2000\n\n")
+        events = _events(r.body)
+        assert events[-1][0] == "queue" and events[-1][1]["counts"]["quarantined"] == 2
+        assert {"job.received", "job.preview"} <= {kind for kind, _ in events}, "resumed from id 0"
+
+        # counts only for a technician (queue.view without intake.view), even from id 0
+        r = read_stream(
+            app, f"{API}/events?last_event_id=0", _bearer(world.auth["technician"]), until=b"event: queue"
+        )
+        assert r.status == 200 and [kind for kind, _ in _events(r.body)] == ["queue"]
+
+
+def test_event_stream_refuses_bad_resume_points(worlds: Callable[[str], World]) -> None:
+    world = worlds("events")
+    supervisor = _bearer(world.auth["supervisor"])
+    with served(world.settings) as (app, _):
+        r = read_stream(app, f"{API}/events?last_event_id={2**64}", supervisor, until=b"event: queue")
+        assert r.status == 422
+        # A header that is not an id of ours ("²" is a digit to str.isdigit, not to int) or
+        # beyond SQLite's integers is ignored: the stream starts from now.
+        for header in (b"\xb2", str(2**64).encode()):
+            r = read_stream(
+                app, f"{API}/events", {**supervisor, "Last-Event-ID": header}, until=b"event: queue"
+            )
+            assert r.status == 200 and [kind for kind, _ in _events(r.body)] == ["queue"]
+        r = read_stream(app, f"{API}/events", {}, until=b"event: queue")
+        assert r.status == 401
+
+
+# --- the checks do catch a server error ---------------------------------------------------------
+def _boom(*_: object, **__: object) -> object:
+    raise RuntimeError("boom")
+
+
+def _five_hundred(*_: object, **__: object) -> object:
+    raise problem(500, "broken", "坏了", "broken")
+
+
+def test_a_route_that_fails_fails_the_run(
+    worlds: Callable[[str], World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = worlds("supervisor")
+    auth = world.auth["supervisor"]
+    with served(world.settings) as (_, schema):
+        operation = schema[f"{API}/dashboard"]["GET"]
+        monkeypatch.setattr(dashboard, "figures", _boom)
+        with pytest.raises(RuntimeError, match="boom"):
+            _fuzz(operation, auth)
+        monkeypatch.setattr(dashboard, "figures", _five_hundred)
+        with pytest.raises(FailureGroup) as caught:
+            _fuzz(operation, auth)
+        assert any(isinstance(e, ServerError) for e in caught.value.exceptions)

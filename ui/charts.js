@@ -10,12 +10,14 @@ const H = 230;
 const M = { top: 14, right: 14, bottom: 36, left: 52 };
 
 /** About `count` round tick values covering [min, max] (1, 2, 2.5 or 5 × 10^n steps). */
-export function niceTicks(min, max, count = 5) {
+export function niceTicks(min, max, count = 5, integer = false) {
   if (!Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
   if (max === min) max = min + 1;
   const raw = (max - min) / Math.max(1, count);
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((st) => st >= raw) || 10 * mag;
+  let step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((st) => st >= raw) || 10 * mag;
+  // Counts (pages, files) get whole-number ticks: no "0.25 pages".
+  if (integer) step = step < 1 ? 1 : (Number.isInteger(step) ? step : Math.ceil(step));
   const first = Math.floor(min / step) * step;
   const ticks = [];
   for (let v = first; v <= max + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
@@ -38,7 +40,7 @@ function figure(svg, legendItems, caption) {
 /** The common frame: y grid + axis labels, x labels (thinned to fit), y-axis title. */
 function frame({ labels, yMax, yMin = 0, format = defaultFormat, yLabel, width = W, height = H, ariaLabel }) {
   const svg = s('svg', { class: 'chart-svg', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': ariaLabel || yLabel || '' });
-  const ticks = niceTicks(yMin, yMax, 4);
+  const ticks = niceTicks(yMin, yMax, 4, Number.isInteger(yMin) && Number.isInteger(yMax));
   const top = ticks[ticks.length - 1];
   const bottom = ticks[0];
   const plotW = width - M.left - M.right;

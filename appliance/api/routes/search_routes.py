@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
 
 from appliance.api.deps import CtxDep, Principal, errors, require
 from appliance.search import SearchFilters, search_audited
 
 router = APIRouter(tags=["search"])
 Searcher = Annotated[Principal, require("search")]
+
+
+def _iso_day(value: object) -> object:
+    """Only ``YYYY-MM-DD``: pydantic alone also reads ``0`` or ``1700000000`` as Unix time."""
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a date is written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[dt.date, BeforeValidator(_iso_day)]
 
 
 def _day_start(value: dt.date | None, *, end: bool = False) -> float | None:
@@ -33,8 +45,8 @@ def search(
     status: Literal["draft", "confirmed", "transferred"] | None = None,
     retention: Literal["Y", "D30", "D10"] | None = None,
     matter: Annotated[str | None, Query(max_length=100)] = None,
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
+    date_from: Day | None = None,
+    date_to: Day | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
