@@ -17,12 +17,13 @@ offset between the two is checked and printed):
   name, an address fragment, a common word, an ID number of a scan stored by then);
 * the search page: the UI navigated to ``#/search?q=…`` until the hits are rendered, and painted.
 
-Landing time = the rename's wall-clock time; the file's mtime is set to it just before the rename,
-so it is also the job's ``landed_at`` (the service takes the mtime), and jobs are matched to files
-by it. Components of the thumbnail latency come from the catalog's job events (``at`` of ingestion
-and preview) and from the page (event arrival, when the UI sets the ``<img>`` source, resource
-timing of the preview request, load). After the service has stopped, the preview's steps
-(sandboxed decode, ``clean_page``, JPEG encode) are timed once more on the idle machine.
+Landing time = the wall-clock time right after the rename (``--direct``: after the close). Jobs
+are matched to files by the file's mtime, which the service keeps as the job's ``landed_at``
+(set just before the rename). Components of the thumbnail latency come from the catalog's job
+events (``at`` of ingestion and preview) and from the page (event arrival, when the UI sets the
+``<img>`` source, resource timing of the preview request, load). After the service has stopped,
+the preview's steps (sandboxed decode, ``clean_page``, JPEG encode) are timed once more on the
+idle machine.
 
 Usage: .venv/bin/python benchmarks/counter_bench.py [--pages 40] [--rate 30] [--json out.json]
 """
@@ -163,7 +164,8 @@ RESOURCES_JS = """
 @dataclass
 class Drop:
     name: str
-    landed: float  # wall clock of the rename (= the file's mtime)
+    mtime: float  # the file's mtime = the job's landed_at: matches jobs to files
+    landed: float  # wall clock when the file was complete in the inbox (renamed in / closed)
 
 
 @dataclass
@@ -190,43 +192,54 @@ class Feed:
                     return
                 dest = self.inbox / name
                 if self.direct:  # written in place: the watcher sees the writer close it
-                    dest.write_bytes(data)
-                    landed = os.stat(dest).st_mtime
+                    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    with os.fdopen(fd, "wb") as fh:
+                        fh.write(data)
+                        fh.flush()
+                        mtime = os.fstat(fd).st_mtime
                 else:  # a scanner: a temporary (ignored) name, renamed into place when complete
                     tmp = self.inbox / f".{name}.part"
                     tmp.write_bytes(data)
-                    landed = time.time()
-                    os.utime(tmp, (landed, landed))
+                    mtime = time.time()
+                    os.utime(tmp, (mtime, mtime))
                     os.replace(tmp, dest)
-                self.drops.append(Drop(name, landed))
+                self.drops.append(Drop(name, mtime, time.time()))
                 next_at += 60.0 / self.rate  # one page per file
         finally:
             self.done.set()
 
 
 class CpuShare(threading.Thread):
-    """How busy the machine was, in cores: this benchmark's process tree (the service, its workers
-    and decoders, the browsers) and everything else (other work on a shared machine)."""
+    """How busy the machine was, in cores, once a second: the service (``hall serve`` and its
+    workers and decoders), the rest of this benchmark (this process, the Playwright driver, the
+    two browsers, which on a real counter run on the clerks' PCs) and every other process (other
+    work on a shared machine)."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True, name="cpu-share")
+        self.service_pid = 0  # set once the service runs
         self.stop_flag = threading.Event()
-        self.ours: list[float] = []
-        self.others: list[float] = []
+        self.samples: dict[str, list[float]] = {"service": [], "browsers": [], "others": []}
 
     @staticmethod
     def _busy() -> float:
         t = psutil.cpu_times()
         return float(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0))
 
-    @staticmethod
-    def _tree() -> dict[int, float]:
-        out: dict[int, float] = {}
+    def _tree(self) -> dict[int, tuple[bool, float]]:
+        """pid -> (in the service, cpu seconds incl. reaped children: each process once)."""
+        out: dict[int, tuple[bool, float]] = {}
         me = psutil.Process()
+        service: set[int] = set()
+        try:
+            root = psutil.Process(self.service_pid)
+            service = {root.pid, *(c.pid for c in root.children(recursive=True))}
+        except psutil.Error:
+            pass
         for p in [me, *me.children(recursive=True)]:
             try:
                 c = p.cpu_times()
-                out[p.pid] = c.user + c.system
+                out[p.pid] = (p.pid in service, c.user + c.system + c.children_user + c.children_system)
             except psutil.Error:
                 pass
         return out
@@ -235,18 +248,21 @@ class CpuShare(threading.Thread):
         busy, tree, t = self._busy(), self._tree(), time.monotonic()
         while not self.stop_flag.wait(1.0):
             busy2, tree2, t2 = self._busy(), self._tree(), time.monotonic()
-            ours = sum(v - tree.get(pid, v) for pid, v in tree2.items())  # a new process: from now on
-            self.ours.append(ours / (t2 - t))
-            self.others.append(max(0.0, busy2 - busy - ours) / (t2 - t))
+            used = {True: 0.0, False: 0.0}
+            for pid, (in_service, v) in tree2.items():
+                used[in_service] += v - tree.get(pid, (in_service, v))[1]  # a new process: from now on
+            dt = t2 - t
+            self.samples["service"].append(used[True] / dt)
+            self.samples["browsers"].append(used[False] / dt)
+            self.samples["others"].append(max(0.0, busy2 - busy - used[True] - used[False]) / dt)
             busy, tree, t = busy2, tree2, t2
 
     def summary(self) -> dict[str, float]:
-        return {
-            "cores": float(psutil.cpu_count() or 0),
-            "ours_mean": round(statistics.fmean(self.ours), 2) if self.ours else 0.0,
-            "others_mean": round(statistics.fmean(self.others), 2) if self.others else 0.0,
-            "others_max": round(max(self.others), 2) if self.others else 0.0,
-        }
+        out = {"cores": float(psutil.cpu_count() or 0)}
+        for k, v in self.samples.items():
+            out[f"{k}_mean"] = round(statistics.fmean(v), 2) if v else 0.0
+        out["others_max"] = round(max(self.samples["others"], default=0.0), 2)
+        return out
 
 
 class Serve:
@@ -343,7 +359,7 @@ def _stored_names(data_dir: Path, drops: list[Drop]) -> list[str]:
         stored = [r[0] for r in conn.execute("SELECT landed_at FROM jobs WHERE state='stored'")]
     finally:
         conn.close()
-    return [d.name for d in list(drops) if any(abs(d.landed - t) < 0.05 for t in stored)]
+    return [d.name for d in list(drops) if any(abs(d.mtime - t) < 0.001 for t in stored)]
 
 
 def _server_jobs(data_dir: Path) -> dict[str, dict[str, Any]]:
@@ -519,6 +535,7 @@ def run_bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise SystemExit(f"the warm-up scan was not stored:\n{serve.log_tail()}")
             time.sleep(0.3)
+        cpu.service_pid = serve.proc.pid if serve.proc else 0
         seen = _browse(args, serve, feed, docs, cpu)
     finally:
         cpu.stop_flag.set()
@@ -538,17 +555,31 @@ def run_bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "event_streams": seen.bench.get("streams"),
         "serve_exit_status": exit_status,
         "cpu": cpu.summary(),
+        "service": _service_settings(settings),
     }
     res["idle_preview_steps_ms"] = _idle_preview_steps(data, src, docs[1 : 1 + args.idle_samples])
     return res
 
 
+def _service_settings(settings: Settings) -> dict[str, Any]:
+    """The settings the measured numbers depend on."""
+    from appliance.api.routes import intake
+
+    return {
+        "settle_seconds": settings.intake.settle_seconds,
+        "closed_settle_seconds": settings.intake.closed_settle_seconds,
+        "event_poll_seconds": getattr(intake, "POLL_S", None),
+        "workers": settings.pipeline.workers,
+        "worker_nice": getattr(settings.pipeline, "worker_nice", None),
+    }
+
+
 def _analyse(drops: list[Drop], jobs: dict[str, dict[str, Any]], seen: Browsing) -> dict[str, Any]:
     nan = math.nan
-    job_of: dict[str, Drop] = {}  # by landed_at (= the mtime set just before the rename)
+    job_of: dict[str, Drop] = {}  # by the file's mtime, which the service keeps as landed_at
     for job_id, j in jobs.items():
-        best = min(drops, key=lambda d: abs(d.landed - j["landed"]), default=None)
-        if best is not None and abs(best.landed - j["landed"]) < 0.05:
+        best = min(drops, key=lambda d: abs(d.mtime - j["landed"]), default=None)
+        if best is not None and abs(best.mtime - j["landed"]) < 0.001:
             job_of[job_id] = best
     arrived: dict[tuple[str, str], float] = {}
     for ev in seen.bench.get("events", []):
@@ -673,9 +704,10 @@ def report(res: dict[str, Any]) -> None:
         f" page clock - python clock {st['clock_offset_ms']} ms; serve exit status {st['serve_exit_status']}"
     )
     print(
-        f"cpu during the run ({cpu['cores']:g} cores): this benchmark {cpu['ours_mean']} cores on average,"
-        f" other processes {cpu['others_mean']} on average ({cpu['others_max']} at most)"
+        f"cpu during the run, cores of {cpu['cores']:g}: service {cpu['service_mean']}, browsers and driver"
+        f" {cpu['browsers_mean']}, other processes {cpu['others_mean']} (at most {cpu['others_max']})"
     )
+    print("service: " + ", ".join(f"{k} {v}" for k, v in st["service"].items()))
     print("landing -> in the clerk's browser (live-intake screen):")
     print(_line("job.preview event", lat["event"]))
     print(_line("thumbnail loaded", lat["thumb_loaded"]))

@@ -85,7 +85,6 @@ def build_world(tmp: Path) -> World:
         "record": records[0].record_id,
         "confirm_record": records[1].record_id,
         "shred_record": records[2].record_id,
-        "spare_record": records[3].record_id,
     }
     auth: dict[str, Auth] = {}
     ctx = open_context(settings)

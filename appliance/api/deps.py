@@ -89,18 +89,20 @@ class ContextPool:
         self._local = threading.local()
         self._all: list[Context] = []
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by close(): contexts of an older generation are closed
 
     def get(self) -> Context:
         ctx: Context | None = getattr(self._local, "ctx", None)
-        if ctx is None:
+        if ctx is None or getattr(self._local, "generation", -1) != self._generation:
             ctx = open_context(self.settings, handed_over=True)
-            self._local.ctx = ctx
             with self._lock:
                 self._all.append(ctx)
+                self._local.ctx, self._local.generation = ctx, self._generation
         return ctx
 
     def close(self) -> None:
         with self._lock:
+            self._generation += 1
             for ctx in self._all:
                 ctx.close()
             self._all.clear()
