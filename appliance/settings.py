@@ -44,9 +44,9 @@ class IntakeSettings(_Section):
     closed_settle_seconds: float = Field(
         default=0.3,
         ge=0.0,
-        description="A file its writer has closed (inotify close-write: local writes and Samba shares on "
-        "this box) is taken once unchanged this long. Set it to settle_seconds for a scanner that "
-        "reopens its files while writing.",
+        description="A file its writer has closed or renamed into place (inotify close-write / move: local "
+        "writes and Samba shares on this box) is taken once unchanged this long. Set it to "
+        "settle_seconds for a scanner that reopens its files while writing.",
     )
     rescan_seconds: float = Field(
         default=30.0, gt=0.0, description="Periodic full rescan of every drop folder (events are only hints)."

@@ -157,10 +157,14 @@ class _Handler(FileSystemEventHandler):
         self.hints = hints
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        closed = event.event_type == "closed"  # IN_CLOSE_WRITE: the writer is done with it
-        for p in (event.src_path, getattr(event, "dest_path", "")):
-            if p:
-                self.hints.put((Path(os.fsdecode(p)), closed))
+        # A writer that closed the file (IN_CLOSE_WRITE) or renamed it into place (the scanner's
+        # "write to a temporary name, then rename") is done with it: the short settle applies.
+        closed = event.event_type == "closed"
+        if event.src_path:
+            self.hints.put((Path(os.fsdecode(event.src_path)), closed))
+        dest = getattr(event, "dest_path", "")
+        if dest:
+            self.hints.put((Path(os.fsdecode(dest)), event.event_type == "moved"))
 
 
 class DropWatcher:

@@ -178,3 +178,27 @@ def test_a_file_its_writer_closed_is_taken_quickly_one_still_open_is_not(tmp_pat
         _wait_for(lambda: len(taken) == 2, timeout=5)
     finally:
         w.stop()
+
+
+def test_a_file_renamed_into_place_is_taken_quickly(tmp_path: Path) -> None:
+    """Scanners write to a temporary (ignored) name and rename when done: the rename means done."""
+    root = tmp_path / "inbox"
+    root.mkdir()
+    taken: list[float] = []
+    w = DropWatcher(
+        [(DropFolder(counter="1号窗口", path=root), root)],
+        IntakeSettings(settle_seconds=5.0, closed_settle_seconds=0.3, rescan_seconds=60),
+        lambda c: (taken.append(time.monotonic()), c.path.unlink()),  # type: ignore[func-returns-value]
+    )
+    w.start()
+    try:
+        part = root / "scan-7.jpg.part"
+        part.write_bytes(b"\xff\xd8\xff" + os.urandom(2000))
+        time.sleep(0.5)  # its close-write is long past, and it is ignored while it has this name
+        assert taken == []
+        t0 = time.monotonic()
+        part.rename(root / "scan-7.jpg")
+        _wait_for(lambda: len(taken) == 1, timeout=5)
+        assert taken[0] - t0 < 1.0
+    finally:
+        w.stop()
