@@ -33,11 +33,17 @@ def test_init_is_idempotent_and_writes_the_layout(tmp_path: Path) -> None:
     data = tmp_path / "d"
     hall(data, "init")
     toml = (data / "hall.toml").read_text(encoding="utf-8")
-    (data / "hall.toml").write_text(
-        toml.replace('hall_id = "hall-dev"', 'hall_id = "county-7"'), encoding="utf-8"
-    )
+    edited = toml.replace('hall_name = "开发用政务服务大厅"', 'hall_name = "七号大厅"')
+    assert edited != toml
+    (data / "hall.toml").write_text(edited, encoding="utf-8")
     hall(data, "init")
-    assert 'hall_id = "county-7"' in (data / "hall.toml").read_text(encoding="utf-8"), "init keeps edits"
+    assert 'hall_name = "七号大厅"' in (data / "hall.toml").read_text(encoding="utf-8"), "init keeps edits"
+    # The catalog's ciphertext is bound to the appliance id: changing it later is refused, clearly.
+    (data / "hall.toml").write_text(
+        edited.replace('hall_id = "hall-dev"', 'hall_id = "county-7"'), encoding="utf-8"
+    )
+    result = CliRunner().invoke(main, ["--data-dir", str(data), "status"])
+    assert result.exit_code == 2 and "hall-dev" in result.output and "Traceback" not in result.output
     for sub in ("inbox", "spool", "blobs", "quarantine", "catalog.db"):
         assert (data / sub).exists(), sub
     assert (data.stat().st_mode & 0o077) == 0, "the data dir is private"
