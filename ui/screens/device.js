@@ -65,10 +65,18 @@ export function mount(container) {
       d.settings ? h('details', { class: 'panel' }, h('summary', { class: 'panel-title', text: t('device.settings') }), kvTable(flatten(d.settings))) : null);
   }
 
+  /** The key's name in the UI language (the server sends a stable `kind`, and for hall keys the id). */
+  function keyLabel(k) {
+    const raw = String(pick(k, 'name', 'file', 'id') ?? '—');
+    if (!k.kind) return raw;
+    const label = t(`device.key.${k.kind}`);
+    return k.kind === 'kek' ? `${label} ${raw.replace(/^hall key\s*/, '')}` : label;
+  }
+
   function keysTable(keys) {
     const rows = Array.isArray(keys) ? keys : Object.entries(keys || {}).map(([name, v]) => (typeof v === 'object' ? { name, ...v } : { name, status: v }));
     return table([
-      { label: t('device.keyName'), cell: (k) => String(pick(k, 'name', 'file', 'id') ?? '—') },
+      { label: t('device.keyName'), cell: (k) => keyLabel(k) },
       { label: t('device.path'), cell: (k) => String(pick(k, 'path', 'file') ?? ''), className: 'mono wrap small' },
       { label: t('device.mode'), cell: (k) => String(k.mode ?? (k.present === false ? '—' : '')), className: 'mono' },
       { label: t('device.status'), cell: (k) => stateBadge(pick(k, 'status', 'state') ?? (k.ok === undefined ? '—' : k.ok ? 'ok' : k.present === false ? 'missing' : 'error')) },

@@ -64,7 +64,7 @@ export function mount(container) {
     const other = Object.keys(c).filter((s) => !QUEUE_STATES.includes(s));
     replace(counts,
       h('div', { class: 'count count-depth' }, h('dt', { text: t('queue.depth') }), h('dd', { text: String(depth) })),
-      [...known, ...other].map((s) => h('div', { class: `count count-${s}` },
+      [...known, ...other].map((s) => h('div', { class: `count count-${s}${c[s] ? '' : ' count-zero'}` },
         h('dt', { text: tOr(`queue.${s}`, s) }), h('dd', { text: String(c[s]) }))));
   }
 

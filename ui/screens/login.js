@@ -15,9 +15,10 @@ export function mount(container, { query, navigate, canVisit = () => true }) {
   let throttledUntil = 0;
 
   const notice = query.has('expired') ? t('login.expired') : query.has('loggedout') ? t('login.loggedOut') : null;
+  const noticeEl = notice ? h('p', { class: 'notice notice-info', text: notice }) : null;
   const form = h('form', { class: 'login-form', novalidate: true },
     h('h1', { class: 'login-title', text: t('login.title') }),
-    notice && h('p', { class: 'notice notice-info', text: notice }),
+    noticeEl,
     h('label', { class: 'field', for: 'login-username' }, h('span', { class: 'field-label', text: t('login.username') }), username),
     h('label', { class: 'field', for: 'login-password' }, h('span', { class: 'field-label', text: t('login.password') }), password),
     message,
@@ -28,6 +29,7 @@ export function mount(container, { query, navigate, canVisit = () => true }) {
   function show(text) {
     message.textContent = text;
     message.hidden = !text;
+    if (text && noticeEl) noticeEl.hidden = true; // an error replaces the "logged out" notice
   }
 
   function throttle(seconds) {

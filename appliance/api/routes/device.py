@@ -19,6 +19,18 @@ router = APIRouter(tags=["device"])
 Technician = Annotated[Principal, require("device.view")]
 
 
+def _key_kind(name: str) -> str:
+    for prefix, kind in (
+        ("hall key", "kek"),
+        ("index", "index"),
+        ("device", "device"),
+        ("archive", "archive"),
+    ):
+        if name.startswith(prefix):
+            return kind
+    return "other"
+
+
 @router.get("/health")
 def health() -> dict[str, Any]:
     """Open: tells a load balancer or the technician's laptop that the service answers."""
@@ -31,6 +43,7 @@ def device(request: Request, ctx: CtxDep, who: Technician) -> dict[str, Any]:
     keys = [
         {
             "name": k.name,
+            "kind": _key_kind(k.name),
             "path": str(k.path),
             "present": k.present,
             "mode": k.mode,
