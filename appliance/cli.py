@@ -268,9 +268,9 @@ def demo(ctx: click.Context, count: int, interval: float, seed: int | None) -> N
 
 
 def _register() -> None:
-    from appliance import cli_records, cli_store, cli_users
+    from appliance import cli_records, cli_replica, cli_store, cli_users
 
-    for command in (*cli_store.COMMANDS, *cli_records.COMMANDS, *cli_users.COMMANDS):
+    for command in (*cli_store.COMMANDS, *cli_records.COMMANDS, *cli_users.COMMANDS, *cli_replica.COMMANDS):
         main.add_command(command)
 
 

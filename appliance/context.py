@@ -54,6 +54,16 @@ def data_dirs(settings: Settings) -> list[Path]:
     ]
 
 
+def _replication_dirs(settings: Settings) -> list[Path]:
+    """The runtime folder of Litestream (config, control socket) and the embedded-default file
+    replica (made by ``initialise`` only: a file_path on a disk that is not mounted must not be
+    created on the system disk by every command)."""
+    r = settings.replication
+    if not r.enabled:
+        return []
+    return [settings.run_dir, *([settings.replica_file_path] if r.target == "file" else [])]
+
+
 def key_source(settings: Settings) -> KeySource:
     return FileKeySource(settings.keys_dir)
 
@@ -71,6 +81,8 @@ def initialise(settings: Settings) -> list[str]:
     os.chmod(settings.data_dir, 0o700)
     for d in data_dirs(settings):
         d.mkdir(parents=True, exist_ok=True)
+    for d in _replication_dirs(settings):
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
     keys = FileKeySource(settings.keys_dir)
     if _has_catalog_keys(settings):
         # An existing catalog: new keys would not open its records. Check, never create.

@@ -21,6 +21,7 @@ from appliance.context import Context, open_context
 from appliance.settings import Settings
 from appliance.watcher import Candidate, DropWatcher
 from appliance.worker import run_worker
+from sync.litestream import LitestreamSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class Service:
         self._previews: queue.Queue[str | None] = queue.Queue()
         self._preview_thread = threading.Thread(target=self._preview_loop, name="preview", daemon=True)
         self._supervisor: threading.Thread | None = None
+        # Litestream child (replication.enabled); started first, stopped after the workers.
+        self.replication = LitestreamSupervisor(settings)
 
     def _take(self, cand: Candidate) -> None:
         if self._intake_ctx is None:
@@ -92,6 +95,7 @@ class Service:
         self.workers[worker_id] = p
 
     def start(self) -> None:
+        self.replication.start()
         self.recover()
         for i in range(self.settings.pipeline.workers):
             self._start_worker(f"w{i}")
@@ -176,6 +180,7 @@ class Service:
             },
             "previews": "running" if self._preview_thread.is_alive() else "stopped",
             "api": "running",
+            "replication": self.replication.health(),
         }
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -196,5 +201,9 @@ class Service:
                 log.warning("worker %s did not stop in time; killing it (its job is requeued)", wid)
                 proc.kill()
                 proc.join(5)
-        self.ctx.queue.recover_after_restart()
-        self.ctx.close()
+        try:
+            self.ctx.queue.recover_after_restart()
+            self.ctx.close()
+        finally:
+            # last: every write of the workers and of the shutdown itself gets a final sync
+            self.replication.stop()

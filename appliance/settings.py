@@ -127,7 +127,12 @@ class StoreSettings(_Section):
         default=5000, ge=100, description="How long a writer waits for the lock (ms)."
     )
     wal_autocheckpoint: int = Field(
-        default=1000, ge=0, description="0 when Litestream replicates (it checkpoints); pages otherwise."
+        default=1000,
+        ge=0,
+        description="WAL pages after which SQLite checkpoints automatically. Derived as 0 while "
+        "replication.enabled (Litestream must be the only checkpointer, or replicated rows are lost); "
+        "setting it above 0 with replication enabled is refused. With replication disabled: 1000, and "
+        "set it back to 1000 if a written hall.toml says 0 (otherwise nothing checkpoints).",
     )
 
 
@@ -257,6 +262,75 @@ class ApiSettings(_Section):
         return self
 
 
+class ReplicationSettings(_Section):
+    """Continuous replication of the catalog with Litestream (``hall serve`` runs it as a child).
+
+    Only the catalog (``catalog.db``) is replicated; blobs and keys are not. Credentials are never
+    stored here: the settings name the environment variables that hold them."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Replicate the catalog while `hall serve` runs. Forces store.wal_autocheckpoint=0.",
+    )
+    target: Literal["file", "s3"] = Field(
+        default="file",
+        description="'file': a folder (file_path); 's3': an S3-compatible bucket (s3_* settings).",
+    )
+    file_path: Path = Field(
+        default=Path("replica"),
+        description="Folder of the file replica; relative paths are under the data dir. The default only "
+        "guards against a damaged catalog file: a real box points it at another disk, or uses s3.",
+    )
+    s3_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="S3 endpoint URL, e.g. 'https://s3.archive.example:9000' (required for target 's3').",
+    )
+    s3_bucket: str | None = Field(
+        default=None, min_length=1, description="S3 bucket (required for target 's3')."
+    )
+    s3_path: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Key prefix inside the bucket. Unset: the hall id, so halls can share a bucket.",
+    )
+    s3_region: str = Field(default="us-east-1", min_length=1, description="S3 region name.")
+    s3_access_key_env: str = Field(
+        default="LITESTREAM_ACCESS_KEY_ID",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable holding the S3 access key id (never the key).",
+    )
+    s3_secret_key_env: str = Field(
+        default="LITESTREAM_SECRET_ACCESS_KEY",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable holding the S3 secret key (never the secret).",
+    )
+    sync_interval_s: float = Field(
+        default=1.0,
+        ge=0.1,
+        le=3600,
+        description="How often Litestream ships new WAL frames (seconds): the most a failure can lose.",
+    )
+    health_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Timeout of one health probe (`litestream sync -wait`) and of the final sync at stop.",
+    )
+    restart_backoff_max_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="Longest wait before restarting a Litestream that died (doubles from 1 s).",
+    )
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> ReplicationSettings:
+        if self.enabled and self.target == "s3" and (self.s3_endpoint is None or self.s3_bucket is None):
+            raise ValueError("target 's3' needs s3_endpoint and s3_bucket")
+        return self
+
+
 class Settings(_Section):
     data_dir: Path
     hall_id: str = Field(default="hall-dev", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -272,6 +346,37 @@ class Settings(_Section):
     archival: ArchivalSettings = ArchivalSettings()
     auth: AuthSettings = AuthSettings()
     api: ApiSettings = ApiSettings()
+    replication: ReplicationSettings = ReplicationSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _litestream_owns_checkpoints(cls, data: Any) -> Any:
+        """Replication enabled => ``store.wal_autocheckpoint`` is 0 (derived when not given;
+        a non-zero value given explicitly is refused rather than silently changed)."""
+        if not isinstance(data, Mapping):
+            return data
+        replication = data.get("replication", {})
+        if isinstance(replication, ReplicationSettings):
+            enabled = replication.enabled
+        elif isinstance(replication, Mapping):
+            enabled = bool(replication.get("enabled", True))
+        else:
+            return data  # let field validation report it
+        if not enabled:
+            return data
+        store = data.get("store", {})
+        if isinstance(store, StoreSettings):
+            store = store.model_dump(include=store.model_fields_set)
+        if not isinstance(store, Mapping):
+            return data
+        given = store.get("wal_autocheckpoint")
+        if given is not None and given != 0:
+            raise ValueError(
+                f"store.wal_autocheckpoint={given} while replication is enabled: Litestream must be the "
+                "only checkpointer (rows are lost otherwise); set it to 0 (or leave it out), or disable "
+                "replication"
+            )
+        return {**data, "store": {**store, "wal_autocheckpoint": 0}}
 
     @field_validator("drop_folders")
     @classmethod
@@ -311,6 +416,17 @@ class Settings(_Section):
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        """Runtime files: the generated Litestream config and its control socket."""
+        return self.data_dir / "run"
+
+    @property
+    def replica_file_path(self) -> Path:
+        """``replication.file_path`` resolved against the data dir."""
+        p = self.replication.file_path
+        return p if p.is_absolute() else self.data_dir / p
 
     @property
     def keys_dir(self) -> Path:

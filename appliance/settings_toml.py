@@ -46,7 +46,19 @@ def dump_settings(settings: Settings) -> str:
         out.append("[[drop_folders]]")
         out.extend(_section(folder))
         out.append("")
-    for name in ("intake", "decode", "clean", "ocr", "pipeline", "store", "keys", "archival", "auth", "api"):
+    for name in (
+        "intake",
+        "decode",
+        "clean",
+        "ocr",
+        "pipeline",
+        "store",
+        "keys",
+        "archival",
+        "auth",
+        "api",
+        "replication",
+    ):
         out.append(f"[{name}]")
         out.extend(_section(getattr(settings, name)))
         out.append("")
