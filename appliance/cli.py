@@ -218,6 +218,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
         f"hall {st['hall_id']}: {st['stored']} stored ({st['pages']} pages), {st['pending']} pending, "
         f"{st['duplicate']} duplicate, {st['quarantined']} quarantined"
     )
+    rep = st["replication"]
+    if rep["enabled"]:
+        click.echo(f"  replica {rep['target']}: {rep['state']} ({rep['detail']})")
+    else:
+        click.echo("  replication: off")
     for q in st["quarantine"]:
         click.echo(f"  quarantined {q['original_name']} [{q['reason_code']}]: {q['reason']}")
     for item in st["lingering_temporary_files"]:

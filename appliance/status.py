@@ -44,4 +44,22 @@ def status(ctx: Context, *, quarantine_limit: int = 10) -> dict[str, Any]:
         "quarantine": ctx.store.latest_quarantine(quarantine_limit),
         "disk": {"free_bytes": disk.free, "total_bytes": disk.total},
         "lingering_temporary_files": lingering,
+        "replication": replication_status(ctx),
+    }
+
+
+def replication_status(ctx: Context) -> dict[str, Any]:
+    """Whether the catalog is replicated, to where, and whether the replica is up to date now
+    (one bounded ``litestream sync -wait`` over the running service's control socket)."""
+    rs = ctx.settings.replication
+    if not rs.enabled:
+        return {"enabled": False, "state": "not_configured"}
+    from sync.litestream import describe_target, sync_wait
+
+    ok, reason = sync_wait(ctx.settings, timeout=rs.health_timeout_s)
+    return {
+        "enabled": True,
+        "target": describe_target(ctx.settings),
+        "state": "ok" if ok else "down",
+        "detail": reason or "replicated up to the last commit",
     }

@@ -216,3 +216,32 @@ def test_cli_verify_exits_0_on_a_healthy_replica_and_1_after_tampering(
     assert not report["ok"] and not report["tables"]["records"]["ok"]
     assert report["tables"]["records"]["live"]["rows"] == report["tables"]["records"]["replica"]["rows"]
     assert report["tables"]["jobs"]["ok"]
+
+
+def test_hall_status_reports_the_replica_state(tmp_path: Path) -> None:
+    """`hall status` asks the running Litestream (one bounded sync) whether the replica is up to
+    date, and says plainly when nothing replicates."""
+    from appliance.status import replication_status
+
+    settings = make_settings(_short_data_dir(tmp_path), replication={"sync_interval_s": 0.2})
+    app = open_context(settings)
+    try:
+        down = replication_status(app)
+        assert down["state"] == "down" and "not running" in down["detail"]
+        sup = LitestreamSupervisor(settings, probe_interval_s=0.5)
+        sup.start()
+        try:
+            add_records(app, 3, seed=9)
+            wait_for(lambda: _ok(sup), 20, "replica ok")
+            up = replication_status(app)
+            assert up["state"] == "ok" and str(settings.replica_file_path) in up["target"]
+        finally:
+            sup.stop(timeout=5)
+    finally:
+        app.close()
+    off = make_settings(tmp_path / "off", replication={"enabled": False})
+    app = open_context(off)
+    try:
+        assert replication_status(app) == {"enabled": False, "state": "not_configured"}
+    finally:
+        app.close()
