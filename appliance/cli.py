@@ -221,6 +221,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     rep = st["replication"]
     if rep["enabled"]:
         click.echo(f"  replica {rep['target']}: {rep['state']} ({rep['detail']})")
+        for alert in rep["alerts"]:
+            click.echo(f"  ALERT [{alert['code']}]: {alert['message']}")
     else:
         click.echo("  replication: off")
     for q in st["quarantine"]:

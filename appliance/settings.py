@@ -323,6 +323,24 @@ class ReplicationSettings(_Section):
         le=3600,
         description="Longest wait before restarting a Litestream that died (doubles from 1 s).",
     )
+    wal_alert_mb: int = Field(
+        default=256,
+        ge=1,
+        description="Alert when catalog.db-wal grows past this (Litestream is not checkpointing: link "
+        "down for long, or Litestream stuck).",
+    )
+    meta_alert_mb: int = Field(
+        default=512,
+        ge=1,
+        description="Alert when Litestream's meta folder (.catalog.db-litestream, ~1 MB/min while the "
+        "link is down) grows past this.",
+    )
+    min_free_disk_mb: int = Field(
+        default=2048,
+        ge=0,
+        description="Alert when free disk falls below this, or below 1.5 x the catalog size (Litestream "
+        "stages snapshots locally), whichever is larger.",
+    )
 
     @model_validator(mode="after")
     def _s3_complete(self) -> ReplicationSettings:

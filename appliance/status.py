@@ -54,7 +54,7 @@ def replication_status(ctx: Context) -> dict[str, Any]:
     rs = ctx.settings.replication
     if not rs.enabled:
         return {"enabled": False, "state": "not_configured"}
-    from sync.litestream import describe_target, sync_wait
+    from sync.litestream import describe_target, storage_alerts, sync_wait
 
     ok, reason = sync_wait(ctx.settings, timeout=rs.health_timeout_s)
     return {
@@ -62,4 +62,5 @@ def replication_status(ctx: Context) -> dict[str, Any]:
         "target": describe_target(ctx.settings),
         "state": "ok" if ok else "down",
         "detail": reason or "replicated up to the last commit",
+        "alerts": storage_alerts(ctx.settings),
     }

@@ -246,6 +246,62 @@ def sync_wait(settings: Settings, timeout: float) -> tuple[bool, str]:
     return False, last[:300]
 
 
+def _tree_size(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += (Path(root) / name).stat().st_size
+    return total
+
+
+def storage_alerts(settings: Settings) -> list[dict[str, object]]:
+    """Thresholds the replicated box must not cross (docs: replication notes): a WAL that keeps
+    growing (no checkpoints), Litestream's meta folder growing while the link is down, and free
+    disk below what a snapshot needs. Each alert says what was measured and what to do."""
+    r = settings.replication
+    db = db_path(settings)
+    alerts: list[dict[str, object]] = []
+    mb = 1024 * 1024
+    wal = db.with_name(db.name + "-wal")
+    wal_size = wal.stat().st_size if wal.exists() else 0
+    if wal_size > r.wal_alert_mb * mb:
+        alerts.append(
+            {
+                "code": "wal_large",
+                "mb": round(wal_size / mb),
+                "limit_mb": r.wal_alert_mb,
+                "message": "the catalog WAL keeps growing: Litestream is not checkpointing; check "
+                "the replica link and logs/litestream.log",
+            }
+        )
+    meta = db.with_name(f".{db.name}-litestream")
+    meta_size = _tree_size(meta) if meta.exists() else 0
+    if meta_size > r.meta_alert_mb * mb:
+        alerts.append(
+            {
+                "code": "meta_large",
+                "mb": round(meta_size / mb),
+                "limit_mb": r.meta_alert_mb,
+                "message": "Litestream's local staging folder is large: the replica has been "
+                "unreachable for a long time; restore the link",
+            }
+        )
+    free = shutil.disk_usage(db.parent).free
+    need = max(r.min_free_disk_mb * mb, int(1.5 * (db.stat().st_size if db.exists() else 0)))
+    if free < need:
+        alerts.append(
+            {
+                "code": "disk_low",
+                "free_mb": round(free / mb),
+                "need_mb": round(need / mb),
+                "message": "free disk is below what a Litestream snapshot needs; free space or "
+                "add disk before the box stops",
+            }
+        )
+    return alerts
+
+
 def _iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
@@ -391,6 +447,12 @@ class LitestreamSupervisor:
         return ok
 
     def health(self) -> dict[str, object]:
+        out = self._health()
+        if self.settings.replication.enabled:
+            out["alerts"] = storage_alerts(self.settings)
+        return out
+
+    def _health(self) -> dict[str, object]:
         r = self.settings.replication
         out: dict[str, object] = {"target": r.target if r.enabled else None}
         if not r.enabled:

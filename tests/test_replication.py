@@ -245,3 +245,24 @@ def test_hall_status_reports_the_replica_state(tmp_path: Path) -> None:
         assert replication_status(app) == {"enabled": False, "state": "not_configured"}
     finally:
         app.close()
+
+
+def test_storage_alerts_name_what_crossed_its_threshold(tmp_path: Path) -> None:
+    from sync.litestream import storage_alerts
+
+    quiet = make_settings(_short_data_dir(tmp_path), replication={"min_free_disk_mb": 0})
+    assert storage_alerts(quiet) == []
+    loud = make_settings(
+        quiet.data_dir, replication={"wal_alert_mb": 1, "meta_alert_mb": 1, "min_free_disk_mb": 10**9}
+    )
+    meta = loud.catalog_path.with_name(".catalog.db-litestream") / "ltx"
+    meta.mkdir(parents=True, exist_ok=True)
+    (meta / "0001.ltx").write_bytes(os.urandom(2 * 1024 * 1024))
+    app = open_context(loud)
+    try:
+        add_records(app, 150, seed=31)  # no Litestream running: nothing checkpoints, the WAL grows
+        codes = {a["code"]: a for a in storage_alerts(loud)}
+    finally:
+        app.close()
+    assert set(codes) == {"wal_large", "meta_large", "disk_low"}
+    assert codes["wal_large"]["mb"] >= 1 and "Litestream" in str(codes["wal_large"]["message"])

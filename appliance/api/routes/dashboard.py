@@ -27,5 +27,6 @@ def dashboard(
             "error": replication.get("error"),
             "target": replication.get("target"),
             "backlog": 0 if replication.get("state") == "ok" else None,
+            "alerts": replication.get("alerts", []),
         }
     return out
