@@ -52,7 +52,11 @@ export function mapDashboard(raw, now = new Date()) {
     flagNames,
     confidence: { bins: arr(conf.bins), counts: arr(conf.counts).map(num) },
     retrieval: { searches: num((d.retrieval || {}).searches), opened: num((d.retrieval || {}).opened) },
-    replication: { state: String(repl.state || 'not_configured'), backlog: repl.backlog ?? null },
+    replication: {
+      state: String(repl.state || 'not_configured'), backlog: repl.backlog ?? null,
+      target: repl.target || null, lastSync: repl.last_sync || null, error: repl.error || null,
+      alerts: Array.isArray(repl.alerts) ? repl.alerts : [],
+    },
     disk: { total: num(disk.total), used: num(disk.used), free: num(disk.free) },
   };
 }
@@ -127,7 +131,11 @@ export function mount(container) {
     const kind = { ok: 'ok', behind: 'warn', down: 'bad', not_configured: 'neutral' }[r.state] || 'neutral';
     return h('div', null,
       h('p', null, badge(tOr(`repl.${r.state}`, r.state), kind)),
-      r.state !== 'not_configured' && r.backlog !== null ? h('p', { class: 'muted', text: t('dash.backlog', { n: formatNumber(num(r.backlog)) }) }) : null);
+      r.state !== 'not_configured' && r.backlog !== null ? h('p', { class: 'muted', text: t('dash.backlog', { n: formatNumber(num(r.backlog)) }) }) : null,
+      r.lastSync ? h('p', { class: 'muted small', text: t('dash.lastSync', { at: r.lastSync }) }) : null,
+      r.error ? h('p', { class: 'small field-problem', text: String(r.error) }) : null,
+      // Storage alerts (WAL, Litestream staging, free disk): the server's message, with its code.
+      ...r.alerts.map((a) => h('p', { class: 'notice notice-bad small', text: `${tOr(`repl.alert.${a.code}`, a.code)}: ${a.message || ''}` })));
   }
 
   load();
