@@ -97,7 +97,7 @@ def _rows(data_dir: Path) -> list[sqlite3.Row]:
     conn.row_factory = sqlite3.Row
     rows = conn.execute(
         "SELECT j.landed_at, j.received_at, j.finished_at, j.state, r.page_count,"
-        " (SELECT COUNT(*) FROM pages p WHERE p.record_id = r.id AND p.text != '') AS text_pages"
+        " (SELECT COUNT(*) FROM pages p WHERE p.record_id = r.id AND p.line_count > 0) AS text_pages"
         " FROM jobs j LEFT JOIN records r ON r.id = j.record_id"
     ).fetchall()
     conn.close()
