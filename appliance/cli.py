@@ -3,7 +3,6 @@ as they are built."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
@@ -13,12 +12,10 @@ from typing import Any
 
 import click
 
+from appliance.cli_common import echo_json as _echo_json
+from appliance.cli_common import settings_of as _settings
 from appliance.errors import HallError
 from appliance.settings import Settings
-
-
-def _echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str))
 
 
 class HallGroup(click.Group):
@@ -51,10 +48,6 @@ def main(ctx: click.Context, data_dir: Path, verbose: bool) -> None:
         stream=sys.stderr,
     )
     ctx.obj = data_dir
-
-
-def _settings(ctx: click.Context) -> Settings:
-    return Settings.load(ctx.obj)
 
 
 @main.command()
@@ -240,7 +233,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def show(ctx: click.Context, record_id: str, as_json: bool) -> None:
     """A record's metadata, pages and OCR lines."""
-    from appliance.cli_store import actor
+    from appliance.cli_common import actor
     from appliance.context import open_context
 
     app = open_context(_settings(ctx))

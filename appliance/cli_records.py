@@ -9,7 +9,9 @@ from pathlib import Path
 
 import click
 
-from appliance.cli_store import _echo_json, _settings, actor
+from appliance.cli_common import actor
+from appliance.cli_common import echo_json as _echo_json
+from appliance.cli_common import settings_of as _settings
 
 
 @click.group()

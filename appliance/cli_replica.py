@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from appliance.cli_store import _echo_json, _settings
+from appliance.cli_common import echo_json as _echo_json
+from appliance.cli_common import settings_of as _settings
 
 
 @click.group()

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
-import json
 import sys
 import time
-from typing import Any
 
 import click
 
-from appliance.settings import Settings
-
-
-def actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-def _settings(ctx: click.Context) -> Settings:
-    return Settings.load(ctx.find_root().obj)
-
-
-def _echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str))
+from appliance.cli_common import actor
+from appliance.cli_common import echo_json as _echo_json
+from appliance.cli_common import settings_of as _settings
 
 
 @click.command()

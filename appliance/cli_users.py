@@ -15,13 +15,9 @@ from contextlib import contextmanager
 import click
 
 from appliance.accounts import AccountError, Accounts, User
-from appliance.cli_store import actor
+from appliance.cli_common import actor
+from appliance.cli_common import settings_of as _settings
 from appliance.permissions import ROLE_LABELS, ROLES
-from appliance.settings import Settings
-
-
-def _settings(ctx: click.Context) -> Settings:
-    return Settings.load(ctx.find_root().obj)
 
 
 @contextmanager
