@@ -142,48 +142,29 @@ def _confirm(store: RecordStore, rid: str, query: str, why: set[str], filters: S
         return None
     if filters.matter and filters.matter not in str(meta.get("matter", "")):
         return None
-    parts: list[tuple[int | None, str, list[str]]] = []
+    parts: list[tuple[int | None, str]] = []  # (page index or None for metadata, text)
     meta_text = search_index.metadata_text(meta)
     if meta_text:
-        parts.append((None, meta_text, []))
+        parts.append((None, meta_text))
     for p in store.conn.execute("SELECT idx, ocr_ct FROM pages WHERE record_id=? ORDER BY idx", (rid,)):
-        ocr = record_reader.page_ocr(store, rec, p)
-        parts.append((p["idx"], str(ocr["text"]), [str(line["text"]) for line in ocr["lines"]]))
-    exact = why - {"text"}
-    for page, text, lines in parts:
+        parts.append((p["idx"], str(record_reader.page_ocr(store, rec, p)["text"])))
+
+    def hit(matched: set[str], snippet: str, highlights: list[tuple[int, int]], page: int | None,
+            line: int | None) -> Hit:  # fmt: skip
+        return Hit(rid, meta.get("archival_code"), meta.get("title"), rec["status"], rec["created_at"], 0.0,
+                   sorted(matched), snippet, highlights, page, line)  # fmt: skip
+
+    for page, text in parts:
         spans = find_spans(query, text)
-        if not spans:
-            continue
-        snip = make_snippet(text, spans)
-        line_no = text.count("\n", 0, spans[0][0]) if lines else None
-        return Hit(
-            rid,
-            meta.get("archival_code"),
-            meta.get("title"),
-            rec["status"],
-            rec["created_at"],
-            0.0,
-            sorted(why),
-            snip.text,
-            list(snip.highlights),
-            page,
-            line_no,
-        )
+        if spans:
+            snip = make_snippet(text, spans)
+            # Page text is the OCR lines joined by newlines: the line index is the newlines before.
+            line_no = text.count("\n", 0, spans[0][0]) if page is not None else None
+            return hit(why, snip.text, list(snip.highlights), page, line_no)
+    exact = why - {"text"}
     if exact:  # matched an exact field whose text form differs (e.g. phone written with spaces)
         summary = " · ".join(str(meta[k]) for k in ("title", "applicant") if meta.get(k))
-        return Hit(
-            rid,
-            meta.get("archival_code"),
-            meta.get("title"),
-            rec["status"],
-            rec["created_at"],
-            0.0,
-            sorted(exact),
-            summary,
-            [],
-            None,
-            None,
-        )
+        return hit(exact, summary, [], None, None)
     return None
 
 
