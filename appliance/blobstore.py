@@ -50,3 +50,9 @@ class FileBlobStore:
 
     def exists(self, ref: str) -> bool:
         return self._path(ref).exists()
+
+    def size(self, ref: str) -> int:
+        try:
+            return self._path(ref).stat().st_size
+        except FileNotFoundError as e:
+            raise StoreError(f"blob {ref} is missing from {self.root}; restore it from the replica") from e

@@ -68,21 +68,46 @@ def form_lines(c: FormContent) -> list[str]:
     return lines
 
 
-def _page(idx: int, lines: list[str], image: bytes) -> NewPage:
+def _encoded_images(rng: random.Random, image_bytes: int) -> tuple[bytes, bytes, bytes, tuple[int, int]]:
+    """A real JPEG of noise (about ``image_bytes``), a JPEG thumbnail and a PNG bilevel copy, so
+    that a receiver can decode every page. Noise compresses poorly: about 1 byte per pixel."""
+    import cv2
+    import numpy as np
+
+    side = max(16, int(image_bytes**0.5))
+    gen = np.random.default_rng(rng.getrandbits(32))
+    pixels = gen.integers(0, 256, size=(side, side), dtype=np.uint8)
+    ok1, jpeg = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    ok2, thumb = cv2.imencode(".jpg", pixels[:16, :16], [cv2.IMWRITE_JPEG_QUALITY, 80])
+    ok3, bilevel = cv2.imencode(".png", np.where(pixels > 127, 255, 0).astype(np.uint8))
+    if not (ok1 and ok2 and ok3):
+        raise RuntimeError("OpenCV could not encode a synthetic image")
+    return jpeg.tobytes(), thumb.tobytes(), bilevel.tobytes(), (side, side)
+
+
+def _page(
+    idx: int,
+    lines: list[str],
+    image: bytes,
+    *,
+    thumbnail: bytes | None = None,
+    bilevel: bytes | None = None,
+    size: tuple[int, int] = (1654, 2339),
+) -> NewPage:
     ocr = []
     for i, t in enumerate(lines):
         top, bottom = 30.0 * i, 30.0 * i + 24
         ocr.append(OcrLine(t, ((0.0, top), (900.0, top), (900.0, bottom), (0.0, bottom)), 0.97))
     return NewPage(
         idx=idx,
-        width=1654,
-        height=2339,
+        width=size[0],
+        height=size[1],
         channels=1,
         dpi=(200.0, 200.0),
         source="synthetic",
         cleaned=image,
-        thumbnail=image[:64],
-        bilevel=image[:32],
+        thumbnail=image[:64] if thumbnail is None else thumbnail,
+        bilevel=image[:32] if bilevel is None else bilevel,
         clean_report={"synthetic": True},
         orientation=0,
         ocr_engine="synthetic",
@@ -98,9 +123,12 @@ def add_records(
     seed: int = 0,
     batch: int = 200,
     image_bytes: int = 256,
+    valid_images: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> list[SyntheticRecord]:
-    """Write ``count`` records; returns what each contains (its truth)."""
+    """Write ``count`` records; returns what each contains (its truth). With ``valid_images``
+    the master and page blobs are real encoded images (a JPEG of noise of about
+    ``image_bytes``) that decode; otherwise random bytes (enough for store and search tests)."""
     rng = random.Random(seed)
     conn = app.conn
     out: list[SyntheticRecord] = []
@@ -118,11 +146,38 @@ def add_records(
                 app.queue.insert(NewJob(job_id, "synthetic", name, name.encode(), "cli", fp, 1000, None, 0.0))
                 conn.execute("UPDATE jobs SET state='processing', worker='synthetic' WHERE id=?", (job_id,))
                 job = Job.from_row(conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone())
-                image = rng.randbytes(image_bytes)
+                if valid_images:
+                    image, thumb, bilevel, size = _encoded_images(rng, image_bytes)
+                    page = _page(1, lines, image, thumbnail=thumb, bilevel=bilevel, size=size)
+                else:
+                    image = rng.randbytes(image_bytes)
+                    page = _page(0, lines, image)
                 writer = app.store.begin(job, "jpeg", image)
-                writer.add_page(_page(0, lines, image))
+                writer.add_page(page)
                 writer.write()
                 out.append(SyntheticRecord(writer.record_id, content, lines))
         if progress is not None:
             progress(len(out))
     return out
+
+
+def archive_metadata(r: SyntheticRecord) -> dict[str, str]:
+    """The metadata a clerk would enter for a synthetic record (enough to confirm it)."""
+    c = r.content
+    return {
+        "title": c.title,
+        "date": c.apply_date.isoformat(),
+        "matter": c.matter,
+        "applicant": c.person.name,
+    }
+
+
+def confirm_records(app: Context, records: list[SyntheticRecord], *, actor: str = "user:sample") -> list[str]:
+    """Enter the metadata of each record and confirm it (assigns the 档号); returns the 档号."""
+    from appliance import record_metadata
+
+    codes = []
+    for r in records:
+        record_metadata.edit(app.store, app.settings, r.record_id, archive_metadata(r), actor=actor)
+        codes.append(record_metadata.confirm(app.store, app.settings, r.record_id, actor=actor))
+    return codes
