@@ -17,7 +17,7 @@ from appliance.audit import AUDIT_SCHEMA
 from appliance.errors import DataDirError
 from appliance.settings import StoreSettings
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Catalogs of versions 1-2 were written by development builds that kept OCR text and names in
 # plaintext; they cannot be upgraded in place (see :func:`migrate`).
@@ -84,6 +84,58 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE quarantine ADD COLUMN decision TEXT",  # 'retry' | 'dismiss'
         "ALTER TABLE quarantine ADD COLUMN decided_by TEXT",
         "ALTER TABLE quarantine ADD COLUMN decided_at REAL",
+    ),
+    # 5 -> 6: transfer (移交) to the central archive (sync/transfer.py, docs/transfer.md). The
+    # outboxes are written in the same transaction as the record (blobs) and its confirmation
+    # (package), so nothing is ever lost between "stored" and "queued for the archive". Existing
+    # records are queued by the migration itself: the blobs of every stored record, the packages
+    # of the confirmed ones. Sizes of backfilled blobs are unknown here (NULL).
+    5: (
+        """CREATE TABLE blob_outbox (
+            ref              TEXT PRIMARY KEY,  -- sha256 of the ciphertext = object key suffix
+            record_id        TEXT NOT NULL,
+            size             INTEGER,           -- ciphertext bytes (NULL: backfilled)
+            enqueued_at      REAL NOT NULL,
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at  REAL NOT NULL DEFAULT 0,
+            last_error       TEXT
+        )""",
+        "CREATE INDEX blob_outbox_due ON blob_outbox(enqueued_at, record_id)",
+        "CREATE INDEX blob_outbox_record ON blob_outbox(record_id)",
+        """CREATE TABLE transfer_outbox (
+            record_id        TEXT PRIMARY KEY REFERENCES records(id),
+            version          INTEGER NOT NULL,  -- records.meta_version to send
+            state            TEXT NOT NULL DEFAULT 'pending'
+                                 CHECK (state IN ('pending','rejected','blocked')),
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at  REAL NOT NULL DEFAULT 0,
+            last_error       TEXT,
+            failed_items     TEXT,              -- JSON: the receipt's failed items (state 'rejected')
+            enqueued_at      REAL NOT NULL,
+            updated_at       REAL NOT NULL
+        )""",
+        "CREATE INDEX transfer_outbox_due ON transfer_outbox(state, enqueued_at)",
+        """CREATE TABLE receipts (
+            record_id        TEXT NOT NULL REFERENCES records(id),
+            version          INTEGER NOT NULL,
+            idempotency_key  TEXT NOT NULL UNIQUE,
+            receipt          TEXT NOT NULL,     -- JSON: the signed receipt as received
+            received_at      REAL NOT NULL
+        )""",
+        "CREATE INDEX receipts_record ON receipts(record_id, version)",
+        "ALTER TABLE records ADD COLUMN transferred_at REAL",
+        """INSERT OR IGNORE INTO blob_outbox(ref, record_id, size, enqueued_at)
+            SELECT master_blob, id, NULL, created_at FROM records WHERE status != 'shredded'""",
+        """INSERT OR IGNORE INTO blob_outbox(ref, record_id, size, enqueued_at)
+            SELECT b.ref, r.id, NULL, r.created_at FROM records r JOIN (
+                SELECT record_id, cleaned_blob AS ref FROM pages
+                UNION ALL SELECT record_id, bilevel_blob FROM pages
+                UNION ALL SELECT record_id, thumb_blob FROM pages
+            ) b ON b.record_id = r.id WHERE r.status != 'shredded'""",
+        """INSERT OR IGNORE INTO transfer_outbox(record_id, version, state, enqueued_at, updated_at)
+            SELECT id, meta_version, 'pending', COALESCE(confirmed_at, created_at),
+                   COALESCE(confirmed_at, created_at)
+            FROM records WHERE status = 'confirmed'""",
     ),
 }
 

@@ -218,6 +218,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"  ALERT [{alert['code']}]: {alert['message']}")
     else:
         click.echo("  replication: off")
+    tr = st["transfer"]
+    click.echo(
+        f"  transfer to {tr['archive']}: {tr['state']}, {tr['pending_packages']} packages and "
+        f"{tr['pending_blobs']} blobs waiting, {tr['transferred']} transferred, {tr['rejected']} rejected"
+    )
+    if tr["problem"]:
+        click.echo(f"  ALERT [transfer]: {tr['problem']}")
     for q in st["quarantine"]:
         click.echo(f"  quarantined {q['original_name']} [{q['reason_code']}]: {q['reason']}")
     for item in st["lingering_temporary_files"]:
@@ -268,9 +275,13 @@ def demo(ctx: click.Context, count: int, interval: float, seed: int | None) -> N
 
 
 def _register() -> None:
-    from appliance import cli_records, cli_replica, cli_store, cli_users
+    from appliance import cli_archive, cli_records, cli_replica, cli_store, cli_transfer, cli_users
 
     for command in (*cli_store.COMMANDS, *cli_records.COMMANDS, *cli_users.COMMANDS, *cli_replica.COMMANDS):
+        main.add_command(command)
+    for command in cli_transfer.COMMANDS:
+        main.add_command(command)
+    for command in cli_archive.COMMANDS:
         main.add_command(command)
 
 

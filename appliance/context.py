@@ -14,7 +14,7 @@ from appliance.catalog import connect, migrate, transaction
 from appliance.errors import DataDirError
 from appliance.jobqueue import JobQueue
 from appliance.keyring import KeyRing
-from appliance.keys import FileKeySource, KeySource, generate_archive_keypair
+from appliance.keys import FileKeySource, KeySource, raw_public
 from appliance.records import RecordStore
 from appliance.settings import Settings
 from appliance.spool import Spool
@@ -74,9 +74,10 @@ def local_archive_key_path(settings: Settings) -> Path:
 
 def initialise(settings: Settings) -> list[str]:
     """Create the data directory layout, the keys that are missing and the catalog (idempotent;
-    existing keys are never replaced). Without a pinned archive key, a local archive key pair is
-    made under ``local-archive/`` (embedded defaults: the whole flow on one machine). Returns
-    the key files created."""
+    existing keys are never replaced). Without a pinned archive key, a local archive is made
+    under ``local-archive/`` (embedded defaults: the whole flow on one machine, ``sync.local_archive``),
+    its public keys are pinned and, with ``[transfer] archive_url = "local"``, the box is enrolled
+    with it. Returns the key files created."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
     for d in data_dirs(settings):
@@ -87,11 +88,14 @@ def initialise(settings: Settings) -> list[str]:
     if _has_catalog_keys(settings):
         # An existing catalog: new keys would not open its records. Check, never create.
         _check_keys(keys, settings)
-        return []
-    archive_public = None
+        return _pin_local_signing_key(settings, keys)
+    from sync import local_archive
+
+    archive_public = archive_signing = None
     if not keys.archive_path.exists():
-        archive_public = generate_archive_keypair(local_archive_key_path(settings))
-    created = keys.create_missing(archive_public)
+        archive = local_archive.ensure(settings)
+        archive_public, archive_signing = archive.encryption, archive.signing
+    created = keys.create_missing(archive_public, archive_signing)
     conn = connect(settings.catalog_path, settings.store)
     try:
         migrate(conn)
@@ -103,6 +107,25 @@ def initialise(settings: Settings) -> list[str]:
             keyring.ensure_audit_key(conn)
     finally:
         conn.close()
+    if archive_signing is not None and settings.transfer.archive_url == "local":
+        local_archive.enroll(settings, actor="system:init", audit=False)  # part of the creation
+    return created
+
+
+def _pin_local_signing_key(settings: Settings, keys: FileKeySource) -> list[str]:
+    """A data dir made before transfer existed has the local archive's encryption key pinned but
+    not its signing key (receipts): create the rest of the local archive, pin the key and
+    enroll the box with it. Nothing happens for a box pinned to another archive."""
+    from sync import local_archive
+
+    if keys.archive_signing_path.exists() or not local_archive.exists(settings):
+        return []
+    archive = local_archive.ensure(settings)
+    if raw_public(keys.archive_key()) != raw_public(archive.encryption):
+        return []  # pinned to a real archive: `hall enroll` pins its signing key
+    created = keys.create_missing(None, archive.signing)
+    if settings.transfer.archive_url == "local":
+        local_archive.enroll(settings, actor="system:init")
     return created
 
 

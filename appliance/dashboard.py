@@ -99,5 +99,14 @@ def dashboard(ctx: Context, *, days: int = 7, now: float | None = None) -> dict[
         "ocr_confidence": {"bins": CONFIDENCE_BINS, "counts": confidences},
         "retrieval": {"searches": len(searches), "opened": int(opened)},
         "replication": {"state": "not_configured", "backlog": 0},
+        "transfer": _transfer(ctx),
         "disk": {"total": disk.total, "used": disk.used, "free": disk.free},
     }
+
+
+def _transfer(ctx: Context) -> dict[str, Any]:
+    """Transfer figures from the catalog; the API replaces them with the running service's live
+    state (link, sending) when there is one."""
+    from sync.transfer import catalog_status
+
+    return catalog_status(ctx)

@@ -11,7 +11,12 @@ Layout of ``keys/``::
                             while ``hall keys rotate`` runs)
     index.key               32 random bytes: root of the blind-index keys (HKDF-derived)
     device.ed25519          PKCS#8 PEM: the device identity (audit checkpoints, transfer signing)
-    archive.x25519.pub      raw 32 bytes: the central archive's pinned public key
+    archive.x25519.pub      raw 32 bytes: the central archive's pinned encryption key (DEKs are
+                            sealed to it)
+    archive.ed25519.pub     raw 32 bytes: the central archive's pinned signing key (receipts)
+
+Both archive keys are pinned by ``hall init`` (embedded defaults: the local archive) or by
+``hall enroll`` (a real archive, which may replace them: :meth:`FileKeySource.pin_archive`).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class KeySource(Protocol):
     def index_key(self) -> bytes: ...
     def device_key(self) -> Ed25519PrivateKey: ...
     def archive_key(self) -> X25519PublicKey: ...
+    def archive_signing_key(self) -> Ed25519PublicKey: ...
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,10 @@ class FileKeySource:
     @property
     def archive_path(self) -> Path:
         return self.dir / "archive.x25519.pub"
+
+    @property
+    def archive_signing_path(self) -> Path:
+        return self.dir / "archive.ed25519.pub"
 
     def kek_path(self, kek_id: str) -> Path:
         if not _KEK_ID.match(kek_id):
@@ -152,6 +162,33 @@ class FileKeySource:
             )
         return X25519PublicKey.from_public_bytes(data)
 
+    def archive_signing_key(self) -> Ed25519PublicKey:
+        data = self._read(self.archive_signing_path, secret=False, what="central archive signing key")
+        if len(data) != 32:
+            raise KeyInvalid(
+                f"central archive signing key {self.archive_signing_path} must be 32 raw bytes (Ed25519); "
+                "pin it again: `hall init` (local archive) or `hall enroll`"
+            )
+        return Ed25519PublicKey.from_public_bytes(data)
+
+    def pin_archive(
+        self, encryption: X25519PublicKey | None = None, signing: Ed25519PublicKey | None = None
+    ) -> list[str]:
+        """Pin (or replace the pins of) the archive's public keys; returns the files written.
+        Only enrollment replaces a pin: DEKs sealed to an old encryption key must then be sealed
+        again (:mod:`sync.enrollment`)."""
+        self._ensure_dirs()
+        written = []
+        for key, path in ((encryption, self.archive_path), (signing, self.archive_signing_path)):
+            if key is None:
+                continue
+            raw = raw_public(key)
+            if path.exists() and path.read_bytes() == raw:
+                continue
+            atomic_write(path, raw, mode=0o444)  # a rename: the old read-only pin is replaced whole
+            written.append(str(path))
+        return written
+
     # --- creating and destroying -------------------------------------------------------------
     def _ensure_dirs(self) -> None:
         for d in (self.dir, self.kek_dir):
@@ -192,7 +229,9 @@ class FileKeySource:
             tmp.unlink(missing_ok=True)
         fsync_dir(self.kek_dir)
 
-    def create_missing(self, archive_public: X25519PublicKey | None) -> list[str]:
+    def create_missing(
+        self, archive_public: X25519PublicKey | None, archive_signing: Ed25519PublicKey | None = None
+    ) -> list[str]:
         """Create whatever key is absent (idempotent; existing keys are never replaced).
         Returns the names of the files created."""
         self._ensure_dirs()
@@ -211,6 +250,9 @@ class FileKeySource:
         if not self.archive_path.exists() and archive_public is not None:
             atomic_write(self.archive_path, raw_public(archive_public), mode=0o444)
             created.append(str(self.archive_path))
+        if not self.archive_signing_path.exists() and archive_signing is not None:
+            atomic_write(self.archive_signing_path, raw_public(archive_signing), mode=0o444)
+            created.append(str(self.archive_signing_path))
         return created
 
     def status(self) -> list[KeyFileStatus]:
@@ -219,6 +261,7 @@ class FileKeySource:
             ("index key", self.index_path, self.index_key),
             ("device key", self.device_path, self.device_key),
             ("archive public key", self.archive_path, self.archive_key),
+            ("archive signing key", self.archive_signing_path, self.archive_signing_key),
         ]
         for kek_id in self.kek_ids() or ["kek-00000000-00000000"]:
             checks.append((f"hall key {kek_id}", self.kek_path(kek_id), lambda k=kek_id: self.kek(k)))

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from appliance import record_reader, search_index
+from appliance import outbox, record_reader, search_index
 from appliance.archival import (
     ArchivalCodeParts,
     FieldProblem,
@@ -122,7 +122,13 @@ def edit(
         return new
     with transaction(store.conn):
         rec = _record(store, record_id)  # re-read under the write lock
+        if rec["status"] not in ("draft", "confirmed"):  # transferred meanwhile
+            raise RecordStateError(
+                f"record {record_id} is {rec['status']}; its metadata can no longer change"
+            )
         version = _write(store, rec, new, stored or None)
+        if rec["status"] == "confirmed":  # the archive must get the new version (sync.transfer)
+            outbox.enqueue_package(store.conn, record_id, version)
         add_event(
             store.conn,
             rec["job_id"],
@@ -178,8 +184,9 @@ def confirm(
             ArchivalCodeParts(a.fonds, a.category, year, str(meta["retention"]), a.department, item)
         )
         meta["archival_code"] = code
-        _write(store, rec, meta, stored or None)
+        version = _write(store, rec, meta, stored or None)
         now = time.time()
+        outbox.enqueue_package(conn, record_id, version, at=now)  # 移交 (sync.transfer)
         conn.execute(
             "UPDATE records SET status='confirmed', code_token=?, code_prefix=?, code_item=?, confirmed_at=?,"
             " confirmed_by=? WHERE id=?",

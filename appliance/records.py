@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from appliance import record_reader, search_index
+from appliance import outbox, record_reader, search_index
 from appliance.auditor import Auditor
 from appliance.blindindex import BlindIndex
 from appliance.blobstore import BlobStore
@@ -96,7 +96,8 @@ class RecordWriter:
         self.record_id = uuid.uuid4().hex
         self.format = fmt
         self.master_size = len(master)
-        self.master_ref = store.blobs.put(self._seal("master", master))
+        self._blob_sizes: dict[str, int] = {}  # ref -> ciphertext bytes (queued for the archive)
+        self.master_ref = self._put("master", master)
         self._pages: list[_PageRow] = []
         self._suggest_ct: bytes | None = None
 
@@ -104,15 +105,21 @@ class RecordWriter:
         store = self._store
         return store.keyring.encrypt(store.conn, self.job.id, self.record_id, name, data)
 
+    def _put(self, name: str, data: bytes) -> str:
+        sealed = self._seal(name, data)
+        ref = self._store.blobs.put(sealed)
+        self._blob_sizes[ref] = len(sealed)
+        return ref
+
     def add_page(self, page: NewPage) -> None:
-        put = self._store.blobs.put
+        put = self._put
         ocr = {"text": page.text, "lines": [line.to_dict() for line in page.lines]}
         self._pages.append(
             _PageRow(
                 page,
-                put(self._seal(page_blob_name(page.idx, "cleaned"), page.cleaned)),
-                put(self._seal(page_blob_name(page.idx, "thumbnail"), page.thumbnail)),
-                put(self._seal(page_blob_name(page.idx, "bilevel"), page.bilevel)),
+                put(page_blob_name(page.idx, "cleaned"), page.cleaned),
+                put(page_blob_name(page.idx, "thumbnail"), page.thumbnail),
+                put(page_blob_name(page.idx, "bilevel"), page.bilevel),
                 self._seal(f"page/{page.idx}/ocr", json.dumps(ocr, ensure_ascii=False).encode()),
             )
         )
@@ -172,6 +179,8 @@ class RecordWriter:
             {"pages": len(self._pages), "master_blob": self.master_ref, "encrypted": "AES-256-GCM"},
             record_id=self.record_id,
         )
+        # Every blob of every stored record goes to the archive's object store (sync.transfer).
+        outbox.enqueue_blobs(conn, self.record_id, self._blob_sizes.items(), at=now)
         conn.execute(
             "UPDATE jobs SET state='stored', record_id=?, finished_at=?, last_error=NULL WHERE id=?",
             (self.record_id, now, job.id),

@@ -14,14 +14,20 @@ import time
 from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from appliance.context import Context, open_context
+from appliance.errors import HallError
 from appliance.settings import Settings
 from appliance.watcher import Candidate, DropWatcher
 from appliance.worker import run_worker
 from sync.litestream import LitestreamSupervisor
+from sync.transfer import Transferer
+
+if TYPE_CHECKING:
+    from sync.archive import ArchiveServer
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,10 @@ class Service:
         self._supervisor: threading.Thread | None = None
         # Litestream child (replication.enabled); started first, stopped after the workers.
         self.replication = LitestreamSupervisor(settings)
+        # Transfer to the central archive (sync/transfer.py): started after Litestream, stopped
+        # before it; on embedded defaults the local archive's receiver runs in this process.
+        self.transfer = Transferer(settings)
+        self.local_archive: ArchiveServer | None = None
 
     def _take(self, cand: Candidate) -> None:
         if self._intake_ctx is None:
@@ -101,6 +111,29 @@ class Service:
             self._start_worker(f"w{i}")
         self._preview_thread.start()
         self.watcher.start()
+        self._start_transfer()
+
+    def _start_transfer(self) -> None:
+        t = self.settings.transfer
+        if not t.enabled:
+            return
+        if t.archive_url == "local":
+            from sync import local_archive
+
+            try:
+                self.local_archive = local_archive.start_server(self.settings)
+            except (HallError, OSError) as e:  # transfer must never keep intake from starting
+                # Nothing is sent: whatever else listens on that port is not this box's archive.
+                self.transfer.hold(f"the local archive receiver did not start: {e}")
+                log.error("the local archive receiver did not start: %s", e)
+                return
+        self.transfer.start()
+
+    def _stop_transfer(self) -> None:
+        self.transfer.stop()
+        if self.local_archive is not None:
+            self.local_archive.stop()
+            self.local_archive = None
 
     def supervise_once(self) -> None:
         for wid, proc in list(self.workers.items()):
@@ -181,6 +214,7 @@ class Service:
             "previews": "running" if self._preview_thread.is_alive() else "stopped",
             "api": "running",
             "replication": self.replication.health(),
+            "transfer": self.transfer.health(),
         }
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -202,6 +236,7 @@ class Service:
                 proc.kill()
                 proc.join(5)
         try:
+            self._stop_transfer()
             self.ctx.queue.recover_after_restart()
             self.ctx.close()
         finally:

@@ -9,6 +9,7 @@ The object is built once (``Settings.load``) and passed down; nothing reads it g
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -349,6 +350,101 @@ class ReplicationSettings(_Section):
         return self
 
 
+_WINDOW = r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class TransferSettings(_Section):
+    """Transfer (移交) of confirmed records to the central archive (``sync/transfer.py``,
+    ``docs/transfer.md``). Credentials are never stored here: the settings name the environment
+    variables that hold them."""
+
+    enabled: bool = Field(
+        default=True, description="Ship blobs and packages to the archive while `hall serve` runs."
+    )
+    archive_url: str = Field(
+        default="local",
+        pattern=r"^(local|https?://[^\s?#]+)$",
+        description="'local': the archive under DATA_DIR/local-archive, served in-process on "
+        "127.0.0.1:local_port (embedded defaults); else the receiver's base URL, e.g. "
+        "'https://archive.example:8443' (set by `hall enroll`).",
+    )
+    local_port: int = Field(
+        default=8190,
+        ge=1,
+        le=65535,
+        description="Port of the in-process local archive (archive_url 'local').",
+    )
+    object_store: Literal["local", "s3"] = Field(
+        default="local",
+        description="Where encrypted blobs go: 'local' (the folder DATA_DIR/local-archive/objects) or 's3' "
+        "(an S3-compatible bucket, s3_* settings).",
+    )
+    s3_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="S3 endpoint URL of the archive's object store (required for object_store 's3').",
+    )
+    s3_bucket: str | None = Field(
+        default=None, min_length=1, description="S3 bucket (required for object_store 's3')."
+    )
+    s3_prefix: str = Field(default="", description="Key prefix inside the bucket ('' = the bucket root).")
+    s3_region: str = Field(default="us-east-1", min_length=1, description="S3 region name.")
+    s3_access_key_env: str = Field(
+        default="ARCHIVE_S3_ACCESS_KEY_ID",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable holding the S3 access key id (never the key).",
+    )
+    s3_secret_key_env: str = Field(
+        default="ARCHIVE_S3_SECRET_ACCESS_KEY",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable holding the S3 secret key (never the secret).",
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle (PEM) that verifies the archive's and the object store's TLS certificates; "
+        "relative paths are under the data dir. Unset: the system CAs.",
+    )
+    bandwidth_kbit: int = Field(
+        default=0, ge=0, description="Upload cap in kbit/s for blobs and packages together (0 = unlimited)."
+    )
+    windows: tuple[str, ...] = Field(
+        default=(),
+        description="Local-time windows when sending is allowed, 'HH:MM-HH:MM' (may wrap midnight, e.g. "
+        "'22:00-06:00'). Empty: always.",
+    )
+    retry_base_s: float = Field(
+        default=2.0, gt=0, le=3600, description="First retry delay of a failed item (doubles, full jitter)."
+    )
+    retry_max_s: float = Field(default=900.0, gt=0, le=86400, description="Longest retry delay of an item.")
+    probe_interval_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="While the link is down only GET /api/v1/health is tried, first after this many "
+        "seconds, then with backoff up to retry_max_s.",
+    )
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="Timeout of one request to the archive or object store."
+    )
+    concurrency: int = Field(default=4, ge=1, le=32, description="Blob uploads in parallel.")
+
+    @field_validator("windows")
+    @classmethod
+    def _window_format(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for w in v:
+            if not re.fullmatch(_WINDOW, w.strip()):
+                raise ValueError(f"window {w!r} is not 'HH:MM-HH:MM' (24-hour local time)")
+        return tuple(w.strip() for w in v)
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> TransferSettings:
+        if self.object_store == "s3" and (self.s3_endpoint is None or self.s3_bucket is None):
+            raise ValueError("object_store 's3' needs s3_endpoint and s3_bucket")
+        if self.retry_max_s < self.retry_base_s:
+            raise ValueError("retry_max_s must be at least retry_base_s")
+        return self
+
+
 class Settings(_Section):
     data_dir: Path
     hall_id: str = Field(default="hall-dev", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -365,6 +461,7 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     api: ApiSettings = ApiSettings()
     replication: ReplicationSettings = ReplicationSettings()
+    transfer: TransferSettings = TransferSettings()
 
     @model_validator(mode="before")
     @classmethod
@@ -455,6 +552,22 @@ class Settings(_Section):
     def local_archive_dir(self) -> Path:
         """The embedded-default central archive (its key pair and store) on this machine."""
         return self.data_dir / "local-archive"
+
+    @property
+    def local_archive_url(self) -> str:
+        """Where the in-process local archive listens (archive_url 'local')."""
+        return f"http://127.0.0.1:{self.transfer.local_port}"
+
+    @property
+    def archive_base_url(self) -> str:
+        """The receiver's base URL: the local archive on embedded defaults, else archive_url."""
+        url = self.transfer.archive_url
+        return self.local_archive_url if url == "local" else url.rstrip("/")
+
+    @property
+    def transfer_ca_path(self) -> Path | None:
+        """``transfer.ca_file`` resolved against the data dir (None when unset)."""
+        return self._under_data_dir(self.transfer.ca_file)
 
     @property
     def tls_cert_path(self) -> Path | None:

@@ -58,6 +58,7 @@ def dump_settings(settings: Settings) -> str:
         "auth",
         "api",
         "replication",
+        "transfer",
     ):
         out.append(f"[{name}]")
         out.extend(_section(getattr(settings, name)))

@@ -16,7 +16,7 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING
 
-from appliance import record_reader, search_index
+from appliance import outbox, record_reader, search_index
 from appliance.catalog import transaction
 from appliance.errors import RecordNotFound, RecordShredded, StoreError
 from appliance.jobqueue import add_event
@@ -43,6 +43,7 @@ def shred(store: RecordStore, record_id: str, *, actor: str, reason: str) -> Non
             texts["meta"] = search_index.metadata_text(meta)
         search_index.drop_record(conn, store.index, record_id, texts)
         store.keyring.shred(conn, rec["dek_id"])
+        outbox.drop_record(conn, record_id)  # nothing of a shredded record is sent to the archive
         now = time.time()
         conn.execute(
             "UPDATE records SET status='shredded', shredded_at=?, meta_ct=NULL, suggest_ct=NULL WHERE id=?",

@@ -45,7 +45,16 @@ def status(ctx: Context, *, quarantine_limit: int = 10) -> dict[str, Any]:
         "disk": {"free_bytes": disk.free, "total_bytes": disk.total},
         "lingering_temporary_files": lingering,
         "replication": replication_status(ctx),
+        "transfer": transfer_status(ctx),
     }
+
+
+def transfer_status(ctx: Context) -> dict[str, Any]:
+    """Transfer to the central archive as the catalog tells it: counts, last receipt, last
+    error, and a block (enrollment problem) if any (sync/transfer.py)."""
+    from sync.transfer import catalog_status
+
+    return catalog_status(ctx)
 
 
 def replication_status(ctx: Context) -> dict[str, Any]:

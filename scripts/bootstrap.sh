@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(fonts-wqy-zenhei fonts-arphic-uming unpaper chromium)
+APT_PACKAGES=(fonts-wqy-zenhei fonts-arphic-uming unpaper chromium postgresql)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,6 +7,7 @@ idempotent and a blob already present is skipped. The store only ever holds ciph
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import hashlib
@@ -120,6 +121,7 @@ class S3ObjectStore:
         prefix: str = "",
         timeout_s: float = 30.0,
         verify: bool | str = True,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not access_key or not secret_key:
             raise ObjectStoreError(
@@ -131,7 +133,7 @@ class S3ObjectStore:
         self.prefix = prefix.strip("/")
         self._access = access_key
         self._secret = secret_key
-        self._client = httpx.Client(timeout=timeout_s, verify=verify)
+        self._client = httpx.Client(timeout=timeout_s, verify=verify, transport=transport)
 
     def close(self) -> None:
         self._client.close()
@@ -171,6 +173,9 @@ class S3ObjectStore:
         content: bytes | Iterator[bytes] = body
         if method == "PUT":
             headers["content-length"] = str(len(body))
+            # The store checks it: a PUT cut short is refused, never stored truncated (SeaweedFS
+            # ignores x-amz-content-sha256 and keeps an empty object for a PUT cut after its headers).
+            headers["content-md5"] = _content_md5(body)
             content = _paced(body, pace) if pace is not None else body
         try:
             response = self._client.request(method, self.endpoint + path, headers=headers, content=content)
@@ -209,6 +214,10 @@ class S3ObjectStore:
         r = self._send("DELETE", key)
         if r.status_code not in (200, 204, 404):
             raise ObjectStoreError(f"object store refused DELETE {key}: HTTP {r.status_code}")
+
+
+def _content_md5(body: bytes) -> str:
+    return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
 
 
 def _paced(body: bytes, pace: Pace) -> Iterator[bytes]:

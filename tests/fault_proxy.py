@@ -148,6 +148,9 @@ class FaultProxy:
             client.close()
             return
         upstream.settimeout(None)
+        for s in (client, upstream):  # relay each chunk at once: no Nagle/delayed-ACK stalls of our own
+            with contextlib.suppress(OSError):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             self._open.update((client, upstream))
         state = {"up": 0, "answered": False}

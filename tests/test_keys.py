@@ -260,6 +260,7 @@ def test_hall_keys_status_json_on_a_fresh_data_dir(fresh_settings: Settings, key
         "index key": (keys.index_path, "0400"),
         "device key": (keys.device_path, "0400"),
         "archive public key": (keys.archive_path, "0444"),
+        "archive signing key": (keys.archive_signing_path, "0444"),
         f"hall key {kek_id}": (keys.kek_path(kek_id), "0400"),
     }
     assert set(items) == set(expected)

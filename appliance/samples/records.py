@@ -85,6 +85,36 @@ def _encoded_images(rng: random.Random, image_bytes: int) -> tuple[bytes, bytes,
     return jpeg.tobytes(), thumb.tobytes(), bilevel.tobytes(), (side, side)
 
 
+def _sized_images(
+    rng: random.Random, sizes: tuple[int, int, int, int]
+) -> tuple[bytes, bytes, bytes, bytes, tuple[int, int]]:
+    """Master, cleaned, bilevel and thumbnail of about the given encoded sizes (bytes), each a real
+    image of noise (JPEG about 0.8 byte per pixel, 1-bit PNG about 0.13), for transfer benchmarks."""
+    import cv2
+    import numpy as np
+
+    gen = np.random.default_rng(rng.getrandbits(32))
+
+    def noise(nbytes: int, per_pixel: float) -> np.ndarray:
+        side = max(16, int((nbytes / per_pixel) ** 0.5))
+        return gen.integers(0, 256, size=(side, side), dtype=np.uint8)
+
+    master_px, cleaned_px = noise(sizes[0], 0.8), noise(sizes[1], 0.8)
+    bilevel_px, thumb_px = noise(sizes[2], 0.13), noise(sizes[3], 0.8)
+    out = [
+        cv2.imencode(".jpg", master_px, [cv2.IMWRITE_JPEG_QUALITY, 90]),
+        cv2.imencode(".jpg", cleaned_px, [cv2.IMWRITE_JPEG_QUALITY, 90]),
+        cv2.imencode(
+            ".png", np.where(bilevel_px > 127, 255, 0).astype(np.uint8), [cv2.IMWRITE_PNG_BILEVEL, 1]
+        ),
+        cv2.imencode(".jpg", thumb_px, [cv2.IMWRITE_JPEG_QUALITY, 90]),
+    ]
+    if not all(ok for ok, _ in out):
+        raise RuntimeError("OpenCV could not encode a synthetic image")
+    master, cleaned, bilevel, thumb = (buf.tobytes() for _, buf in out)
+    return master, cleaned, bilevel, thumb, (cleaned_px.shape[1], cleaned_px.shape[0])
+
+
 def _page(
     idx: int,
     lines: list[str],
@@ -124,11 +154,14 @@ def add_records(
     batch: int = 200,
     image_bytes: int = 256,
     valid_images: bool = False,
+    page_bytes: tuple[int, int, int, int] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[SyntheticRecord]:
     """Write ``count`` records; returns what each contains (its truth). With ``valid_images``
     the master and page blobs are real encoded images (a JPEG of noise of about
-    ``image_bytes``) that decode; otherwise random bytes (enough for store and search tests)."""
+    ``image_bytes``) that decode; otherwise random bytes (enough for store and search tests).
+    ``page_bytes`` (implies ``valid_images``): about how large the master, cleaned, bilevel and
+    thumbnail images are, each its own image (realistic sizes for transfer benchmarks)."""
     rng = random.Random(seed)
     conn = app.conn
     out: list[SyntheticRecord] = []
@@ -146,7 +179,10 @@ def add_records(
                 app.queue.insert(NewJob(job_id, "synthetic", name, name.encode(), "cli", fp, 1000, None, 0.0))
                 conn.execute("UPDATE jobs SET state='processing', worker='synthetic' WHERE id=?", (job_id,))
                 job = Job.from_row(conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone())
-                if valid_images:
+                if page_bytes is not None:
+                    image, cleaned, bilevel, thumb, size = _sized_images(rng, page_bytes)
+                    page = _page(1, lines, cleaned, thumbnail=thumb, bilevel=bilevel, size=size)
+                elif valid_images:
                     image, thumb, bilevel, size = _encoded_images(rng, image_bytes)
                     page = _page(1, lines, image, thumbnail=thumb, bilevel=bilevel, size=size)
                 else:

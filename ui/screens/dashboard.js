@@ -7,7 +7,7 @@ import { api } from '../api.js';
 import { t, tOr, serverMessage } from '../i18n.js';
 import { barChart, lineChart, histogram, stackedBars, meter } from '../charts.js';
 import { table, badge, loading, errorBox } from '../widgets.js';
-import { formatBytes, formatPercent, formatNumber } from '../format.js';
+import { formatBytes, formatPercent, formatNumber, formatDateTime } from '../format.js';
 
 const FLAG_ORDER = ['blank', 'skewed', 'blurry', 'too_dark', 'low_dpi', 'upside_down', 'sideways', 'seal', 'duplicate'];
 const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
@@ -40,6 +40,7 @@ export function mapDashboard(raw, now = new Date()) {
   const flagNames = [...new Set([...FLAG_ORDER.filter((f) => counters.some((c) => c.flags[f])), ...counters.flatMap((c) => Object.keys(c.flags))])];
   const conf = d.ocr_confidence || {};
   const repl = d.replication || {};
+  const xfer = d.transfer || {};
   const disk = d.disk || {};
   return {
     hours,
@@ -56,6 +57,13 @@ export function mapDashboard(raw, now = new Date()) {
       state: String(repl.state || 'not_configured'), backlog: repl.backlog ?? null,
       target: repl.target || null, lastSync: repl.last_sync || null, error: repl.error || null,
       alerts: Array.isArray(repl.alerts) ? repl.alerts : [],
+    },
+    transfer: {
+      state: String(xfer.state || 'disabled'),
+      pendingPackages: num(xfer.pending_packages), pendingBlobs: num(xfer.pending_blobs),
+      transferred: num(xfer.transferred), rejected: num(xfer.rejected),
+      lastSuccess: xfer.last_success || null, problem: xfer.problem || null,
+      error: xfer.last_error || null, windows: xfer.windows || null,
     },
     disk: { total: num(disk.total), used: num(disk.used), free: num(disk.free) },
   };
@@ -121,6 +129,7 @@ export function mount(container) {
         h('p', { class: 'big-number', text: rate === null ? '—' : formatPercent(m.retrieval.opened, m.retrieval.searches) }),
         h('p', { class: 'muted', text: t('dash.retrievalDetail', { opened: m.retrieval.opened, searches: m.retrieval.searches }) })),
       card('dash.replication', replication(m.replication)),
+      card('dash.transfer', transfer(m.transfer)),
       card('dash.disk',
         // The bar shows what is not available any more (reserved blocks included): total − free.
         m.disk.total ? meter({ value: m.disk.free ? m.disk.total - m.disk.free : m.disk.used, max: m.disk.total, label: t('dash.diskUse', { used: formatBytes(m.disk.used), total: formatBytes(m.disk.total), free: formatBytes(m.disk.free) }) })
@@ -136,6 +145,19 @@ export function mount(container) {
       r.error ? h('p', { class: 'small field-problem', text: String(r.error) }) : null,
       // Storage alerts (WAL, Litestream staging, free disk): the server's message, with its code.
       ...r.alerts.map((a) => h('p', { class: 'notice notice-bad small', text: `${tOr(`repl.alert.${a.code}`, a.code)}: ${a.message || ''}` })));
+  }
+
+  function transfer(x) {
+    const kind = { idle: 'ok', sending: 'info', link_down: 'bad', blocked: 'bad', outside_window: 'neutral', disabled: 'neutral' }[x.state] || 'neutral';
+    return h('div', null,
+      h('p', null, badge(tOr(`xfer.state.${x.state}`, x.state), kind)),
+      x.state !== 'disabled' ? h('p', { class: 'muted', text: t('xfer.waiting', { packages: formatNumber(x.pendingPackages), blobs: formatNumber(x.pendingBlobs) }) }) : null,
+      h('p', { class: 'muted', text: t('xfer.counts', { done: formatNumber(x.transferred), rejected: formatNumber(x.rejected) }) }),
+      x.lastSuccess ? h('p', { class: 'muted small', text: t('xfer.lastSuccess', { at: formatDateTime(x.lastSuccess) }) }) : null,
+      x.windows && x.windows !== 'always' ? h('p', { class: 'muted small', text: t('xfer.windows', { w: x.windows }) }) : null,
+      // A block (enrollment problem) stops every transfer until a technician acts: say so loudly.
+      x.problem ? h('p', { class: 'notice notice-bad small', text: String(x.problem) })
+        : x.error && x.state !== 'idle' ? h('p', { class: 'small field-problem', text: String(x.error) }) : null);
   }
 
   load();

@@ -75,6 +75,7 @@ export function mount(container, { params, query }) {
       pages.textPane,
       h('section', { class: 'record-form panel', 'aria-label': t('record.metadata') },
         h('h2', { class: 'panel-title' }, t('record.metadata'), !editable ? h('span', { class: 'muted small', text: ` · ${t('record.readOnly')}` }) : null),
+        transferNote(record.transfer, record.status),
         form.el, history));
     replace(container, h('div', { class: 'record' }, header, h('div', { class: 'record-split' }, pages.imagePane, side)));
     pages.start();
@@ -191,6 +192,34 @@ export function mount(container, { params, query }) {
     },
     unmount() { unbind(); if (pages) pages.destroy(); },
   };
+}
+
+// Where the record stands with the central archive (移交): the receipt of a transferred record,
+// or the archive's failed 四性 checks of a rejected one, in the staff's language.
+export function transferNote(x, status) {
+  if (!x) return null;
+  const note = (kind, state, ...content) => h('div', { class: `notice notice-${kind} transfer-note small`, 'data-transfer': state }, ...content);
+  if (status === 'transferred' || x.state === 'transferred') {
+    const r = x.receipt || {};
+    const at = r.received_at || x.transferred_at;
+    return note('ok', 'transferred',
+      h('strong', { text: t('xfer.record.transferred') }),
+      at ? h('div', { text: t('xfer.record.receiptAt', { at: formatDateTime(at) }) }) : null,
+      r.receipt_id ? h('div', { class: 'muted mono', text: t('xfer.record.receiptId', { id: r.receipt_id }) }) : null);
+  }
+  if (x.state === 'rejected') {
+    return note('bad', 'rejected',
+      h('strong', { text: t('xfer.record.rejected') }),
+      h('ul', { class: 'transfer-failed' }, (x.failed_items || []).map((f) => h('li', null,
+        h('span', { text: `${tOr(`xfer.prop.${f.property}`, String(f.property || ''))} · ${tOr(`xfer.item.${f.item}`, String(f.item || ''))}` }),
+        f.detail ? h('span', { class: 'muted', text: `：${f.detail}` }) : null))),
+      h('div', { class: 'muted', text: t('xfer.record.rejectedHint') }));
+  }
+  if (x.state === 'blocked') return note('bad', 'blocked', t('xfer.record.blocked'));
+  if (status !== 'confirmed' || x.state === 'none') return null; // a draft's files travel silently
+  return note('info', x.state,
+    h('span', { text: t(x.state === 'pending' ? 'xfer.record.pending' : 'xfer.record.waitingBlobs') }),
+    x.last_error ? h('div', { class: 'muted', text: t('xfer.record.lastError', { e: x.last_error }) }) : null);
 }
 
 function timeline(events) {

@@ -78,6 +78,10 @@ test('dashboard mapping', () => {
   assert.equal(m.hours[9], 5);
   assert.equal(m.replication.state, 'not_configured');
   assert.deepEqual(mapDashboard(null, now).counters, []);
+  const x = mapDashboard({ transfer: { state: 'blocked', pending_packages: 3, pending_blobs: 9, transferred: 4, rejected: 1, problem: 'enrollment problem: device revoked' } }, now).transfer;
+  assert.deepEqual([x.state, x.pendingPackages, x.pendingBlobs, x.transferred, x.rejected], ['blocked', 3, 9, 4, 1]);
+  assert.equal(x.problem, 'enrollment problem: device revoked');
+  assert.equal(mapDashboard(null, now).transfer.state, 'disabled');
 });
 
 test('intake flags: flat (SSE) or per page (GET /queue)', () => {

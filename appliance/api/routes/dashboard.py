@@ -19,7 +19,8 @@ def dashboard(
 ) -> dict[str, Any]:
     out = figures(ctx, days=days)
     services = getattr(request.app.state, "services", None)
-    replication = services().get("replication") if callable(services) else None
+    health = services() if callable(services) else {}
+    replication = health.get("replication")
     if isinstance(replication, dict):  # the service's Litestream supervisor (sync/litestream.py)
         out["replication"] = {
             "state": replication.get("state", "not_configured"),
@@ -29,4 +30,7 @@ def dashboard(
             "backlog": 0 if replication.get("state") == "ok" else None,
             "alerts": replication.get("alerts", []),
         }
+    transfer = health.get("transfer")
+    if isinstance(transfer, dict):  # the service's transferer (sync/transfer.py): live link state
+        out["transfer"] = transfer
     return out

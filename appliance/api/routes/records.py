@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from appliance import record_metadata, record_reader
+from appliance import outbox, record_metadata, record_reader
 from appliance.api.deps import CtxDep, Principal, errors, problem, require
 from appliance.archival import FIELD_LABELS
 from appliance.catalog import transaction
@@ -88,6 +88,7 @@ def get_record(record_id: str, ctx: CtxDep, who: Reader, search_id: int | None =
         page["flags"] = _flags(page["clean_report"])
     rec["archival_code"] = rec["metadata"].get("archival_code")
     rec["field_labels"] = FIELD_LABELS
+    rec["transfer"] = outbox.record_transfer(ctx.conn, record_id)
     return rec
 
 
