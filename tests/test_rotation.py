@@ -115,7 +115,7 @@ def test_rotation_killed_at_random_moments_resumes_and_finishes(tmp_path: Path, 
         original = app.keyring.current_kek_id(app.conn)
     live = len(truth) + 1
     modes = ["early", *rng.sample(["mid", "mid", "mid", "early"], 4), "mid"]
-    cmd = [HALL, "--data-dir", str(settings.data_dir), "keys", "rotate", "--batch", "7"]
+    cmd = [HALL, "--data-dir", str(settings.data_dir), "keys", "rotate", "--batch", "1"]
     log: list[str] = []
     halfway = 0  # kills that left a rotation half done
     with closing(read_only(settings.catalog_path)) as conn:
