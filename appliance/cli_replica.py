@@ -59,4 +59,51 @@ def verify(ctx: click.Context, timeout: float, as_json: bool) -> None:
         sys.exit(1)
 
 
+@replica.command()
+@click.option(
+    "--keys",
+    "kit",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The recovery kit: a folder laid out like keys/ (kek/kek-*.key, index.key, archive pins, "
+    "device.ed25519 if kept).",
+)
+@click.option("--timeout", default=300.0, show_default=True, help="Timeout of the restore (seconds).")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.pass_context
+def rebuild(ctx: click.Context, kit: Path, timeout: float, as_json: bool) -> None:
+    """Replace a dead box: fill this new data dir from the replica (catalog), the recovery kit
+    (keys) and the archive's object store (blobs), then open every record. Exit 1 when anything
+    could not be recovered (the report names the records)."""
+    from sync.rebuild import rebuild as run_rebuild
+
+    settings = _settings(ctx)
+    report = run_rebuild(settings, kit, timeout_s=timeout, progress=None if as_json else click.echo)
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        b = report.blobs
+        click.echo(f"rebuilt {settings.data_dir} for {report.hall_id} in {report.seconds:.1f} s")
+        click.echo(
+            f"  records opened: {len(report.records) - len(report.unreadable)} of {len(report.records)}"
+        )
+        click.echo(f"  blobs: {b.fetched} fetched ({b.fetched_bytes} bytes), {len(b.missing)} missing, "
+                   f"{len(b.corrupt)} damaged")  # fmt: skip
+        for r in report.unreadable:
+            click.echo(f"  UNREADABLE record {r.record_id} ({r.archival_code or 'draft'}): {r.problem}")
+        for rid in b.records_affected():
+            click.echo(f"  pages lost with the old box (never shipped): record {rid}")
+        for j in report.lost_jobs:
+            click.echo(f"  LOST scan {j['name']!r} at counter {j['counter']}: not processed by the old box; "
+                       "scan it again")  # fmt: skip
+        for q in report.lost_quarantine:
+            click.echo(f"  quarantined original {q['name']!r} [{q['reason_code']}] was only on the old box")
+        if report.device_key == "new":
+            click.echo(
+                "  a new device key was made: enroll it with the archive (hall enroll) before transfer"
+            )
+    if not report.complete:
+        sys.exit(1)
+
+
 COMMANDS = (replica,)

@@ -72,22 +72,27 @@ def local_archive_key_path(settings: Settings) -> Path:
     return settings.local_archive_dir / "keys" / "archive.x25519"
 
 
-def initialise(settings: Settings) -> list[str]:
-    """Create the data directory layout, the keys that are missing and the catalog (idempotent;
-    existing keys are never replaced). Without a pinned archive key, a local archive is made
-    under ``local-archive/`` (embedded defaults: the whole flow on one machine, ``sync.local_archive``),
-    its public keys are pinned and, with ``[transfer] archive_url = "local"``, the box is enrolled
-    with it. Returns the key files created."""
+def make_layout(settings: Settings) -> None:
+    """The data dir (0700) and its folders, including Litestream's runtime folder (idempotent)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
     for d in data_dirs(settings):
         d.mkdir(parents=True, exist_ok=True)
     for d in _replication_dirs(settings):
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def initialise(settings: Settings) -> list[str]:
+    """Create the data directory layout, the keys that are missing and the catalog (idempotent;
+    existing keys are never replaced). Without a pinned archive key, a local archive is made
+    under ``local-archive/`` (embedded defaults: the whole flow on one machine, ``sync.local_archive``),
+    its public keys are pinned and, with ``[transfer] archive_url = "local"``, the box is enrolled
+    with it. Returns the key files created."""
+    make_layout(settings)
     keys = FileKeySource(settings.keys_dir)
     if _has_catalog_keys(settings):
         # An existing catalog: new keys would not open its records. Check, never create.
-        _check_keys(keys, settings)
+        check_keys(keys, settings)
         return _pin_local_signing_key(settings, keys)
     from sync import local_archive
 
@@ -143,9 +148,9 @@ def _has_catalog_keys(settings: Settings) -> bool:
     return bool(found)
 
 
-def _check_keys(keys: KeySource, settings: Settings) -> None:
-    """Load every key the catalog needs (fail fast, naming the file)."""
-    conn = connect(settings.catalog_path, settings.store)
+def check_keys(keys: KeySource, settings: Settings, *, catalog: Path | None = None) -> None:
+    """Load every key the catalog (default: the data dir's) needs (fail fast, naming the file)."""
+    conn = connect(catalog or settings.catalog_path, settings.store)
     try:
         kek_id = KeyRing.current_kek_id(conn)
     finally:

@@ -421,7 +421,14 @@ class TransferSettings(_Section):
         gt=0,
         le=3600,
         description="While the link is down only GET /api/v1/health is tried, first after this many "
-        "seconds, then with backoff up to retry_max_s.",
+        "seconds, then with backoff up to probe_max_s.",
+    )
+    probe_max_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Longest wait between two health probes while the link is down: how late, at most, "
+        "the box notices that the link is back (a probe is one small GET).",
     )
     request_timeout_s: float = Field(
         default=30.0, gt=0, le=600, description="Timeout of one request to the archive or object store."
@@ -442,6 +449,8 @@ class TransferSettings(_Section):
             raise ValueError("object_store 's3' needs s3_endpoint and s3_bucket")
         if self.retry_max_s < self.retry_base_s:
             raise ValueError("retry_max_s must be at least retry_base_s")
+        if self.probe_max_s < self.probe_interval_s:
+            raise ValueError("probe_max_s must be at least probe_interval_s")
         return self
 
 

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from appliance.blobstore import FileBlobStore
+from appliance.blobstore import BlobStore
 from sync.objectstore import ObjectNotFound, ObjectStore, blob_key
 
 
@@ -66,7 +66,7 @@ def catalog_blobs(conn: sqlite3.Connection) -> dict[str, list[str]]:
 
 def fetch_missing(
     conn: sqlite3.Connection,
-    blobs: FileBlobStore,
+    blobs: BlobStore,
     store: ObjectStore,
     hall_id: str,
     *,

@@ -280,7 +280,7 @@ class Transferer:
         self._rng = rng or random.Random()
         self.bucket = TokenBucket.for_kbit(t.bandwidth_kbit, stop=self._stop)
         self.windows = Windows.parse(t.windows)
-        self.link = LinkState(t.probe_interval_s, t.retry_max_s, rng=self._rng)
+        self.link = LinkState(t.probe_interval_s, t.probe_max_s, rng=self._rng)
         # Given a store or a client (tests, proxies), the caller owns it: it is used as it is
         # (no pacing added) and never closed here.
         self._store = store

@@ -48,6 +48,7 @@ TIMING = {  # fast retries, so ~1,000 injected faults cost seconds, not minutes
     "retry_base_s": 0.02,
     "retry_max_s": 0.5,
     "probe_interval_s": 0.02,
+    "probe_max_s": 0.5,
     "request_timeout_s": 10.0,
     "concurrency": 8,
 }

@@ -84,3 +84,21 @@ def test_retry_delays_back_off_with_jitter_and_a_ceiling() -> None:
     assert link.failures == 1, "a passing probe alone does not forgive the failures"
     link.up(now=103.0, success=True)
     assert link.failures == 0 and link.last_error is None
+
+
+def test_a_day_long_outage_is_probed_at_least_every_probe_max_s(tmp_path: Path) -> None:
+    """After thousands of failed probes the box still notices a returning link within
+    probe_max_s (default 60 s), not after the items' retry ceiling (retry_max_s, 900 s)."""
+    from sync.transfer import Transferer
+
+    settings = Settings.model_validate({"data_dir": tmp_path})
+    assert (settings.transfer.probe_max_s, settings.transfer.retry_max_s) == (60.0, 900.0)
+    link = Transferer(settings).link
+    now = 0.0
+    for _ in range(24 * 60):  # a day of probes, at most one a minute
+        nxt = link.down("connection refused", now=now)
+        assert 0 < nxt - now <= 60.0
+        now = nxt
+    assert now >= 30 * 60 * 24 * 0.9, "probes back off to the upper half of the ceiling"
+    with pytest.raises(ConfigError, match="probe_max_s"):
+        Settings.load(tmp_path, {"HALL_TRANSFER__PROBE_MAX_S": "1", "HALL_TRANSFER__PROBE_INTERVAL_S": "5"})

@@ -30,6 +30,7 @@ FAST_TRANSFER: dict[str, Any] = {
     "retry_base_s": 0.05,
     "retry_max_s": 1.0,
     "probe_interval_s": 0.2,
+    "probe_max_s": 1.0,
     "request_timeout_s": 5.0,
 }
 
