@@ -1,6 +1,7 @@
 """Catalog replication to a real S3 service (SeaweedFS ``weed mini`` on 127.0.0.1, one per module):
 the supervised Litestream reaches ``ok`` and the replica restores row for row; while the S3 service
-is frozen (SIGSTOP) or stopped, commits are never blocked and health goes ``down``; once it is back,
+is frozen (SIGSTOP) or stopped (for 60 s, while records keep coming), commits are never blocked and
+health goes ``down``; once it is back,
 health returns to ``ok`` and the replica holds every row, including those written during the outage."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sync.replica import TableCheck, verify
 from tests.conftest import make_settings
 from tests.seaweed_harness import SeaweedS3, seaweed_s3
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(240)
 
 KEY_ENV = "HALL_TEST_S3_ACCESS_KEY"
 SECRET_ENV = "HALL_TEST_S3_SECRET_KEY"
@@ -31,6 +32,7 @@ PROBE_INTERVAL_S = 0.5
 DOWN_WITHIN_S = 4 * HEALTH_TIMEOUT_S + PROBE_INTERVAL_S + 3 + 5
 OK_WITHIN_S = 40.0  # the notes measured up to 20 s of SDK backoff before catch-up
 MAX_WRITE_S = 2.0  # one batch of records while the store is unreachable
+OUTAGE_S = 60.0  # the stopped-store test keeps S3 down this long while records keep coming
 
 
 @pytest.fixture(scope="module")
@@ -96,18 +98,23 @@ def _state(sup: LitestreamSupervisor, want: str) -> Callable[[], bool]:
     return lambda: sup.health()["state"] == want
 
 
-def _write_during_outage(app: Context, sup: LitestreamSupervisor, seed: int) -> int:
-    """Write batches until health is ``down``; each batch must commit promptly. Returns rows."""
+def _write_during_outage(app: Context, sup: LitestreamSupervisor, seed: int, at_least_s: float = 0.0) -> int:
+    """Write batches until health is ``down`` (and ``at_least_s`` have passed); each batch must
+    commit promptly. Returns rows."""
     written = 0
     t0 = time.monotonic()
-    while sup.health()["state"] != "down":
-        assert time.monotonic() - t0 < DOWN_WITHIN_S, f"not down after {DOWN_WITHIN_S} s: {sup.health()}"
+    seen_down = False
+    while not seen_down or time.monotonic() - t0 < at_least_s:
+        if not seen_down:
+            elapsed = time.monotonic() - t0
+            assert elapsed < DOWN_WITHIN_S, f"not down after {DOWN_WITHIN_S} s: {sup.health()}"
         t = time.monotonic()
         add_records(app, 5, seed=seed + written)
         took = time.monotonic() - t
         assert took < MAX_WRITE_S, f"a commit waited {took:.2f} s while the S3 store was unreachable"
         written += 5
         time.sleep(0.3)
+        seen_down = seen_down or sup.health()["state"] == "down"
     health = sup.health()
     assert health["error"] and health["pid"] is not None  # Litestream itself is still running
     return written
@@ -149,11 +156,12 @@ def test_s3_replica_catches_up_after_the_store_restarts(
     add_records(app, 20, seed=2)
     wait_for(_state(sup, "ok"), 30, "replication ok", sup)
 
+    add_records(app, 5, seed=3)  # mid-batch: the store goes away right after a commit
     t0 = time.monotonic()
     s3.stop()  # terminated: same data dir and ports on restart
     stop_s = time.monotonic() - t0
     try:
-        during = _write_during_outage(app, sup, seed=2000)
+        during = _write_during_outage(app, sup, seed=2000, at_least_s=OUTAGE_S)
     finally:
         down_s = time.monotonic() - t0
         s3.start()
@@ -164,4 +172,5 @@ def test_s3_replica_catches_up_after_the_store_restarts(
     assert sup.health()["restarts"] == 0  # Litestream rode out the outage; it was not restarted
     report = verify(settings, timeout_s=30)
     assert report.ok and report.synced, report.to_dict()
-    assert _records(report.tables) == 20 + during
+    assert _records(report.tables) == 20 + 5 + during
+    assert down_s >= OUTAGE_S
