@@ -1,8 +1,8 @@
 """Catalog replication to a real S3 service (SeaweedFS ``weed mini`` on 127.0.0.1, one per module):
 the supervised Litestream reaches ``ok`` and the replica restores row for row; while the S3 service
 is frozen (SIGSTOP) or stopped (for 60 s, while records keep coming), commits are never blocked and
-health goes ``down``; once it is back,
-health returns to ``ok`` and the replica holds every row, including those written during the outage."""
+health goes ``down``; once it is back, health returns to ``ok`` and the replica holds every row,
+including those written during the outage."""
 
 from __future__ import annotations
 
