@@ -45,7 +45,11 @@ class Counters:
     bytes_down: int = 0
 
 
-class _Bucket:
+class SharedLink:
+    """The bandwidth of one link: give the same instance to several proxies (``link=``) and their
+    connections share ``rate_bps`` between them, as the legs to the archive and to its object store
+    share a hall's one uplink."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._next = time.monotonic()
@@ -68,11 +72,12 @@ class FaultProxy:
     faults: Faults = field(default_factory=Faults)
     seed: int = 0
     counters: Counters = field(default_factory=Counters)
+    link: SharedLink | None = None
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
-        self._bucket = _Bucket()
+        self._bucket = self.link or SharedLink()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
