@@ -26,6 +26,7 @@ from appliance.errors import (
     RecordNotFound,
     RecordShredded,
 )
+from appliance.http_headers import set_security_headers
 from appliance.record_metadata import MetadataRejected, RecordStateError
 from appliance.settings import Settings
 
@@ -89,15 +90,7 @@ def create_app(settings: Settings, *, ui_dir: Path = UI_DIR) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
-        h = response.headers
-        h.setdefault("Content-Security-Policy", CSP)
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("Referrer-Policy", "no-referrer")
-        h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-        if request.url.path.startswith("/api/"):
-            h.setdefault("Cache-Control", "no-store")
+        set_security_headers(response.headers, CSP, no_store=request.url.path.startswith("/api/"))
         return response
 
     @app.exception_handler(HallError)

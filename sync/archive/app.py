@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from appliance.errors import HallError
+from appliance.http_headers import set_security_headers
 from sync.archive.errors import BodyTooLarge, StaffAuthRequired, error_body, http_status
 from sync.archive.receiver import Receiver, Reply
 from sync.archive.settings import ArchiveSettings
@@ -74,14 +75,7 @@ def create_app(settings: ArchiveSettings, *, receiver: Receiver | None = None) -
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
-        h = response.headers
-        h.setdefault("Content-Security-Policy", CSP)
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("Referrer-Policy", "no-referrer")
-        h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-        h.setdefault("Cache-Control", "no-store")
+        set_security_headers(response.headers, CSP, no_store=True)
         return response
 
     @app.exception_handler(HallError)
