@@ -23,6 +23,7 @@ from appliance.context import initialise, open_context
 from appliance.keyring import archive_key_id
 from appliance.keys import FileKeySource
 from appliance.outbox import record_transfer
+from appliance.samples.records import archive_metadata
 from appliance.settings import Settings
 from sync import local_archive, protocol
 from sync.archive import ArchiveServer, init_archive, issue_enrollment_token
@@ -38,7 +39,6 @@ from tests.transfer_harness import (
     confirmed_box,
     make_box,
     serve_archive,
-    valid_metadata,
     wait_for,
     with_transfer,
 )
@@ -452,7 +452,7 @@ def test_editing_a_confirmed_record_sends_the_new_version(box: tuple[Settings, A
     ctx = open_context(settings)
     try:
         (rec,) = add_records(ctx, 1, valid_images=True)
-        record_metadata.edit(ctx.store, settings, rec.record_id, valid_metadata(rec), actor="user:t")
+        record_metadata.edit(ctx.store, settings, rec.record_id, archive_metadata(rec), actor="user:t")
         record_metadata.confirm(ctx.store, settings, rec.record_id, actor="user:t")
         v1 = ctx.conn.execute("SELECT version FROM transfer_outbox").fetchone()[0]
         record_metadata.edit(ctx.store, settings, rec.record_id, {"remarks": "补充说明"}, actor="user:t")

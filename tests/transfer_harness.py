@@ -20,7 +20,7 @@ from typing import Any
 from appliance import record_metadata
 from appliance.context import Context, open_context
 from appliance.fsutil import atomic_write
-from appliance.samples.records import SyntheticRecord, add_records
+from appliance.samples.records import add_records, archive_metadata
 from appliance.settings import Settings
 from sync import local_archive
 from sync.archive import ArchiveServer
@@ -55,23 +55,13 @@ def serve_archive(settings: Settings) -> ArchiveServer:
     return ArchiveServer(local_archive.archive_settings(settings), "127.0.0.1", 0).start()
 
 
-def valid_metadata(r: SyntheticRecord) -> dict[str, str]:
-    c = r.content
-    return {
-        "title": c.title,
-        "date": c.apply_date.isoformat(),
-        "matter": c.matter,
-        "applicant": c.person.name,
-    }
-
-
 def add_confirmed(
     ctx: Context, n: int, *, seed: int = 0, drafts: int = 0, image_bytes: int = 256
 ) -> list[str]:
     """``n`` confirmed records (and ``drafts`` drafts after them); returns the confirmed ids."""
     recs = add_records(ctx, n + drafts, seed=seed, valid_images=True, image_bytes=image_bytes)
     for r in recs[:n]:
-        record_metadata.edit(ctx.store, ctx.settings, r.record_id, valid_metadata(r), actor="user:test")
+        record_metadata.edit(ctx.store, ctx.settings, r.record_id, archive_metadata(r), actor="user:test")
         record_metadata.confirm(ctx.store, ctx.settings, r.record_id, actor="user:test")
     return [r.record_id for r in recs[:n]]
 
