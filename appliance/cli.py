@@ -283,6 +283,10 @@ def _register() -> None:
         main.add_command(command)
     for command in cli_archive.COMMANDS:
         main.add_command(command)
+    from provisioning import cli as cli_provision
+
+    for command in cli_provision.COMMANDS:
+        main.add_command(command)
 
 
 _register()

@@ -20,9 +20,14 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
+from appliance import record_metadata
+from appliance.context import open_context
 from appliance.samples import generate_documents
+from appliance.samples.records import add_records, archive_metadata
 from appliance.samples.truth import SampleDocument
 from appliance.settings import Settings
+from sync.objectstore import FolderObjectStore, blob_key
+from sync.package import record_blob_refs
 from tests.browser_harness import (
     CHROMIUM,
     VIEWPORT,
@@ -37,6 +42,7 @@ from tests.browser_harness import (
 )
 from tests.conftest import make_settings
 from tests.serve_harness import HALL, ServeProcess, wait_until_done
+from tests.transfer_harness import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -372,6 +378,40 @@ def test_roles_technician_sees_no_content_supervisor_sees_dashboard_and_audit(ha
 
 
 # --- 3. session ------------------------------------------------------------------------------------
+def test_a_package_the_archive_rejected_shows_the_failed_checks_on_the_record(hall: Hall, page: Page) -> None:
+    """The archive's 四性检测 fails one item; the clerk sees which, in Chinese, on the record."""
+    ctx = open_context(hall.settings)
+    try:
+        rec = add_records(ctx, 1, seed=31, valid_images=True)[0]
+        wait_for(
+            lambda: ctx.conn.execute(
+                "SELECT COUNT(*) FROM blob_outbox WHERE record_id=?", (rec.record_id,)
+            ).fetchone()[0] == 0,
+            30, "the draft's files shipped by the running service",
+        )  # fmt: skip
+        # The archive's copy of the master is damaged after shipping: the package must fail blob_hash.
+        master = record_blob_refs(ctx.conn, rec.record_id)[0]
+        objects = FolderObjectStore(hall.settings.local_archive_dir / "objects")
+        objects.put(blob_key(hall.settings.hall_id, master), b"damaged on the archive's disk")
+        record_metadata.edit(ctx.store, hall.settings, rec.record_id, archive_metadata(rec), actor="user:t")
+        record_metadata.confirm(ctx.store, hall.settings, rec.record_id, actor="user:t")
+        wait_for(
+            lambda: ctx.conn.execute(
+                "SELECT state FROM transfer_outbox WHERE record_id=?", (rec.record_id,)
+            ).fetchone() == ("rejected",),
+            30, "the archive's rejection",
+        )  # fmt: skip
+    finally:
+        ctx.close()
+    log_in(page, hall, CLERK)
+    page.goto(f"{hall.url}/#/records/{rec.record_id}")
+    note = page.locator("[data-transfer=rejected]")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("档案馆退回了本件")
+    expect(note.locator(".transfer-failed li", has_text="完整性 · 文件哈希校验")).to_have_count(1)
+    screenshot(page, "transfer", "rejected-record")
+
+
 def test_session_logout_ends_it_and_wrong_password_is_refused(hall: Hall, page: Page) -> None:
     shot = "session"
     log_in(page, hall, CLERK)

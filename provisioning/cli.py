@@ -1,0 +1,104 @@
+"""``hall provision``: the technician's commands (the recovery kit first; init, replace and wipe
+build on it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from appliance.catalog import transaction
+from appliance.cli_common import actor
+from appliance.cli_common import echo_json as _echo_json
+from appliance.cli_common import settings_of as _settings
+
+
+@click.group()
+def provision() -> None:
+    """Provision, recover, replace or retire a box (技术员)."""
+
+
+@provision.command("kit")
+@click.option("--k", "k", default=2, show_default=True, help="Sheets needed to restore the keys.")
+@click.option("--n", "n", default=3, show_default=True, help="Sheets printed (one per supervisor).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the sheets (one PDF each). Not inside the data dir: print them, then delete.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def kit(ctx: click.Context, k: int, n: int, out: Path, as_json: bool) -> None:
+    """Print the recovery kit: the hall keys and the index key split k-of-n onto sheets with QR
+    codes. Any k sheets restore the keys; fewer reveal nothing. Audited."""
+    from appliance.context import open_context
+    from appliance.keys import FileKeySource
+    from provisioning.kit_sheets import write_sheets
+    from provisioning.recovery_kit import KitError, make_kit
+
+    settings = _settings(ctx)
+    out = out.expanduser().absolute()
+    if out.is_relative_to(settings.data_dir.absolute()):
+        raise KitError(f"{out} is inside the data dir: write the sheets elsewhere (a folder you will delete)")
+    app = open_context(settings)
+    try:
+        made = make_kit(FileKeySource(settings.keys_dir), settings.hall_id, k, n)
+        files = write_sheets(made, settings.hall_name, out)
+        with transaction(app.conn):
+            detail = {"kit": made.kit_id, "k": k, "n": n, "keys": made.key_names}
+            app.audit.record(app.conn, actor(), "keys.recovery_kit", settings.hall_id, detail)
+    finally:
+        app.close()
+    if as_json:
+        _echo_json(
+            {"kit_id": made.kit_id, "k": k, "n": n, "keys": made.key_names, "files": [str(f) for f in files]}
+        )
+        return
+    click.echo(f"recovery kit {made.kit_id} for {settings.hall_id}: {n} sheets, any {k} restore the keys")
+    for f in files:
+        click.echo(f"  {f}")
+    click.echo(
+        "Print each sheet, hand each to a different supervisor for the safe, then delete the files "
+        "(shred -u). A new kit is needed after `hall keys rotate`."
+    )
+
+
+@provision.command("restore-keys")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the keys into (laid out like keys/; e.g. the new box's DATA_DIR/keys).",
+)
+@click.option(
+    "--shares",
+    "shares_file",
+    type=click.File("r"),
+    help="A file with one share per line (QR scanner output). Default: asked for one by one.",
+)
+@click.option("--hall-id", help="Refuse sheets of another hall.")
+def restore_keys(out: Path, shares_file: TextIO | None, hall_id: str | None) -> None:
+    """Put the hall keys back together from k sheets of the recovery kit."""
+    from provisioning.recovery_kit import KitError, SheetShare, combine_shares, write_keys
+
+    texts: list[str] = []
+    if shares_file is not None:
+        texts = [line for line in shares_file.read().splitlines() if line.strip()]
+    else:
+        need = None
+        while need is None or len(texts) < need:
+            text = click.prompt(f"扫描或输入第 {len(texts) + 1} 份分片 / scan or type share {len(texts) + 1}")
+            try:
+                need = SheetShare.decode(text).k
+            except KitError as e:
+                click.echo(f"  {e}", err=True)
+                continue
+            texts.append(text)
+    entries = combine_shares(texts, hall_id=hall_id)
+    written = write_keys(entries, out.expanduser().absolute())
+    click.echo(f"restored {len(entries)} keys into {out} ({len(written)} files written)")
+
+
+COMMANDS = (provision,)
