@@ -3,6 +3,7 @@ build on it)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -101,4 +102,35 @@ def restore_keys(out: Path, shares_file: TextIO | None, hall_id: str | None) -> 
     click.echo(f"restored {len(entries)} keys into {out} ({len(written)} files written)")
 
 
-COMMANDS = (provision,)
+@click.command()
+@click.option("--only", multiple=True, help="Run only this check (repeatable).")
+@click.option("--skip", multiple=True, help="Skip this check (repeatable).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def doctor(ctx: click.Context, only: tuple[str, ...], skip: tuple[str, ...], as_json: bool) -> None:
+    """Self-test: keys, disk, drop folders, image module, OCR, replica, archive. Each check says
+    what it measured and, when it fails, what to do. Exit 1 when any check fails."""
+    from provisioning.doctor import NAMES, run
+
+    unknown = sorted((set(only) | set(skip)) - set(NAMES))
+    if unknown:
+        raise click.BadParameter(f"unknown check(s) {unknown}; the checks are {list(NAMES)}")
+    outcomes = run(_settings(ctx), only, skip)
+    if as_json:
+        _echo_json([o.to_dict() for o in outcomes])
+    else:
+        for o in outcomes:
+            verdict = "通过 PASS" if o.passed else "失败 FAIL"
+            click.echo(f"{verdict}  {o.title} ({o.name}, {o.seconds:.1f} s): {o.measured}")
+            if o.fix:
+                click.echo(f"           处理 what to do: {o.fix}")
+        failed = [o.name for o in outcomes if not o.passed]
+        click.echo(
+            f"{len(outcomes) - len(failed)} of {len(outcomes)} checks passed"
+            + (f"; failed: {', '.join(failed)}" if failed else "")
+        )
+    if any(not o.passed for o in outcomes):
+        sys.exit(1)
+
+
+COMMANDS = (provision, doctor)

@@ -29,6 +29,8 @@ from sync import protocol
 HEALTH_PATH = "/api/v1/health"
 PACKAGES_PATH = "/api/v1/packages"
 ENROLL_PATH = "/api/v1/enroll"
+DEVICE_PATH = "/api/v1/device"
+REVOKE_SELF_PATH = "/api/v1/revoke-self"
 _CHUNK = 64 * 1024
 
 
@@ -159,6 +161,29 @@ class ArchiveClient:
         data = response.json()
         if not isinstance(data, dict):
             raise ArchiveAnswerInvalid("the enrollment answer is not a JSON object")
+        return data
+
+    def signed_call(self, device: Ed25519PrivateKey, path: str, body: bytes = b"{}") -> dict[str, Any]:
+        """A signed ``POST`` that answers a JSON object (``/device``, ``/revoke-self``). 401/403
+        raise :class:`EnrollmentProblem` with the archive's reason."""
+        headers = protocol.sign_request(device, "POST", self._prefix + path, body)
+        headers["content-type"] = "application/json"
+        response = self._send("POST", path, content=body, headers=headers)
+        if response.status_code in (401, 403):
+            code, message = _error_text(response)
+            raise EnrollmentProblem(
+                f"{message or 'refused'} ({response.status_code} {code})",
+                status=response.status_code,
+                reason=code,
+            )
+        if response.status_code != 200:
+            code, message = _error_text(response)
+            raise ArchiveAnswerInvalid(
+                f"the archive answered {response.status_code} {code}: {message}".rstrip(": ")
+            )
+        data = response.json()
+        if not isinstance(data, dict):
+            raise ArchiveAnswerInvalid(f"the archive's answer to {path} is not a JSON object")
         return data
 
     def post_package(self, device: Ed25519PrivateKey, body: bytes) -> PackageAnswer:

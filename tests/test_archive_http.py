@@ -94,6 +94,22 @@ def test_health_enroll_transfer_and_revoke_self_over_http(site: Site) -> None:
     }
 
 
+def test_a_device_asks_what_the_archive_knows_of_it(site: Site) -> None:
+    unknown = _post(site, b"{}", "/api/v1/device")
+    assert unknown.status_code == 401 and unknown.json()["code"] == "unknown_device"
+    assert _enroll(site).status_code == 200
+    path = "/api/v1/device"
+    headers = protocol.sign_request(site.hall.device, "POST", path, b"{}")
+    me = site.client.post(path, content=b"{}", headers=headers)
+    assert me.status_code == 200, me.text
+    body = me.json()
+    assert (body["archive_id"], body["hall_id"]) == ("central", "hall-a")
+    assert body["device_key_id"] == protocol.key_id(site.hall.device.public_key())
+    assert abs(body["skew_s"]) <= 2 and abs(body["time"] - time.time()) < 5
+    replay = site.client.post(path, content=b"{}", headers=headers)
+    assert replay.status_code == 409 and replay.json()["code"] == "replay"
+
+
 def _ship(site: Site, built: BuiltPackage) -> None:
     site.hall.ship(FolderObjectStore(site.archive_dir / "objects"), built)
 

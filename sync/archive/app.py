@@ -127,6 +127,12 @@ def create_app(settings: ArchiveSettings, *, receiver: Receiver | None = None) -
         reply = await run_in_threadpool(rx.accept, body, _headers(request), request.method, request.url.path)
         return _json(reply)
 
+    @app.post(f"{API}/device")
+    async def device(request: Request) -> JSONResponse:
+        body = await read_body(request, 64 * 1024)
+        reply = await run_in_threadpool(rx.whoami, _headers(request), request.method, request.url.path, body)
+        return _json(reply)
+
     @app.post(f"{API}/revoke-self")
     async def revoke_self(request: Request) -> JSONResponse:
         body = await read_body(request, 64 * 1024)

@@ -207,6 +207,27 @@ class Receiver:
         self.catalog.use_nonce(kid, signed.nonce, now, expires)
         return device, signed
 
+    def whoami(self, headers: Mapping[str, str], method: str, path: str, body: bytes) -> Reply:
+        """What the archive knows of the signing device (``hall doctor``: enrolled, not revoked,
+        the clock within the window). A signed request like any other: nonce, timestamp, key."""
+        try:
+            device, signed = self.authenticate(headers, method, path, body)
+        except HallError as e:
+            return Reply(http_status(e), error_body(e))
+        now = self.clock()
+        return Reply(
+            200,
+            {
+                "archive_id": self.settings.archive_id,
+                "hall_id": device.hall_id,
+                "hall_name": device.hall_name,
+                "device_key_id": device.key_id,
+                "enrolled_at": iso_utc(device.enrolled_at),
+                "time": now,
+                "skew_s": int(now) - signed.timestamp,
+            },
+        )
+
     def revoke_self(self, headers: Mapping[str, str], method: str, path: str, body: bytes) -> Reply:
         try:
             device, _ = self.authenticate(headers, method, path, body)

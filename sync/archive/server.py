@@ -65,8 +65,16 @@ class ArchiveServer:
     """The receiver on ``host:port`` (127.0.0.1 by default; port 0 picks a free one) in a
     background thread: ``start()``, ``url``, ``stop()`` (also as a context manager)."""
 
-    def __init__(self, settings: ArchiveSettings, host: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: ArchiveSettings,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        receiver: Receiver | None = None,
+    ) -> None:
         self.settings = settings
+        self.receiver = receiver  # None: the app opens its own (tests give one with another clock)
         self.host = host or settings.host
         self.port = settings.port if port is None else port
         self._server: _QuietServer | None = None
@@ -83,7 +91,7 @@ class ArchiveServer:
     def start(self) -> ArchiveServer:
         if self._thread is not None:
             return self
-        server = _QuietServer(_config(self.settings, self.host, self.port, None))
+        server = _QuietServer(_config(self.settings, self.host, self.port, self.receiver))
         thread = threading.Thread(target=server.run, name="archive-receiver", daemon=True)
         self._server, self._thread = server, thread
         thread.start()
