@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -97,6 +98,25 @@ def keys_status(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"{i.name:32} {i.mode or '----'}  {i.path}  {state}")
     if not all(i.ok for i in items):
         sys.exit(1)
+
+
+@keys.command("from-credentials")
+@click.option("--to", "dest", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--prefix", default="keys_", show_default=True, help="Credential name prefix (the LoadCredential id)."
+)
+def keys_from_credentials(dest: Path, prefix: str) -> None:
+    """hall.service's ExecStartPre: lay the keys systemd handed over ($CREDENTIALS_DIRECTORY) out
+    as a keys folder in the service's private runtime folder."""
+    import os
+
+    from appliance.keys import install_from_credentials
+
+    cred = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not cred:
+        raise click.UsageError("CREDENTIALS_DIRECTORY is not set: this runs from hall.service")
+    written = install_from_credentials(Path(cred), dest, prefix=prefix)
+    click.echo(f"{len(written)} key files laid out in {dest}")
 
 
 @keys.command("rotate")

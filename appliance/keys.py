@@ -298,3 +298,39 @@ def load_archive_private(path: Path) -> X25519PrivateKey:
     if len(data) != 32:
         raise KeyInvalid(f"archive private key {path} must be 32 raw bytes (X25519)")
     return X25519PrivateKey.from_private_bytes(data)
+
+
+# --- keys handed over by systemd (LoadCredential=keys:/etc/hall/keys) -------------------------
+_KEY_FILE = re.compile(
+    r"^(kek-\d{8}-[0-9a-f]{8}\.key|index\.key|device\.ed25519|archive\.(x25519|ed25519)\.pub)$"
+)
+
+
+def install_from_credentials(cred_dir: Path, dest: Path, *, prefix: str = "keys_") -> list[str]:
+    """Lay the credentials systemd loaded from a key folder (``<prefix><file name>``, read-only,
+    owned by the service user) out as ``keys/`` in ``dest`` (a private runtime folder): hall keys
+    under ``kek/``, the rest at the top; 0400 files, 0700 folders. Returns the files written."""
+    if not cred_dir.is_dir():
+        raise KeyMissing(
+            f"no credentials folder {cred_dir}: run this from hall.service (LoadCredential=keys:...)"
+        )
+    found = []
+    for p in sorted(cred_dir.iterdir()):
+        name = p.name.removeprefix(prefix)
+        if not p.name.startswith(prefix) or not _KEY_FILE.match(name.split("_")[-1]):
+            continue
+        name = name.split("_")[-1]  # a credential from a sub-folder may carry its folder name
+        found.append((name, p.read_bytes()))
+    if not any(n.startswith("kek-") for n, _ in found):
+        raise KeyMissing(
+            f"the credentials in {cred_dir} hold no hall key ({prefix}kek-*.key): check /etc/hall/keys"
+        )
+    for d in (dest, dest / "kek"):
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(d, 0o700)
+    written = []
+    for name, data in found:
+        path = dest / "kek" / name if name.startswith("kek-") else dest / name
+        atomic_write(path, data, mode=0o444 if name.endswith(".pub") else 0o400)
+        written.append(str(path))
+    return written

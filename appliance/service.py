@@ -20,6 +20,7 @@ import uvicorn
 
 from appliance.context import Context, open_context
 from appliance.errors import HallError
+from appliance.sdnotify import notify
 from appliance.settings import Settings
 from appliance.watcher import Candidate, DropWatcher
 from appliance.worker import run_worker
@@ -57,6 +58,7 @@ class Service:
         self._previews: queue.Queue[str | None] = queue.Queue()
         self._preview_thread = threading.Thread(target=self._preview_loop, name="preview", daemon=True)
         self._supervisor: threading.Thread | None = None
+        self._api_server: _QuietServer | None = None
         # Litestream child (replication.enabled); started first, stopped after the workers.
         self.replication = LitestreamSupervisor(settings)
         # Transfer to the central archive (sync/transfer.py): started after Litestream, stopped
@@ -152,10 +154,13 @@ class Service:
         signal.signal(signal.SIGINT, _stop)
         self.start()
         log.info("serving %d drop folder(s) with %d workers", len(self.watcher.folders), len(self.workers))
+        notify(f"READY=1\nSTATUS=serving {len(self.workers)} workers")
         try:
             while not self._stopping.wait(1.0):
                 self.supervise_once()
+                notify("WATCHDOG=1")
         finally:
+            notify("STOPPING=1")
             self.stop()
 
     def run_with_api(self, host: str, port: int) -> None:
@@ -177,6 +182,7 @@ class Service:
             ssl_keyfile=str(self._path(api.tls_key)) if api.tls_key else None,
         )
         server = _QuietServer(config)
+        self._api_server = server
 
         def _stop(signum: int, frame: FrameType | None) -> None:
             server.should_exit = True
@@ -191,6 +197,7 @@ class Service:
         try:
             server.run()
         finally:
+            notify("STOPPING=1")
             self._stopping.set()
             self.stop()
 
@@ -201,8 +208,16 @@ class Service:
         return p if p.is_absolute() else self.settings.data_dir / p
 
     def _supervise_loop(self) -> None:
+        """Restart dead workers; tell systemd (Type=notify) when the UI answers, then keep its
+        watchdog fed: a hung supervisor or API stops the pings and systemd restarts the service."""
+        ready = False
         while not self._stopping.wait(1.0):
             self.supervise_once()
+            api_up = self._api_server is not None and self._api_server.started
+            if not ready and api_up:
+                ready = notify(f"READY=1\nSTATUS=serving {len(self.workers)} workers and the staff UI")
+            if api_up:
+                notify("WATCHDOG=1")
 
     def health(self) -> dict[str, object]:
         return {

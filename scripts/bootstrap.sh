@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything the appliance and its tests need on a fresh Debian machine:
 # Debian packages (CJK fonts for the sample generator, unpaper as a benchmark baseline, chromium
-# for the browser tests, nodejs when no node is installed), uv, the
+# for the browser tests, shellcheck/nftables/samba-common-bin for the firmware_scripts checks,
+# nodejs when no node is installed), uv, the
 # Python environment in .venv/ (locked), and the native extension (built by maturin via uv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(fonts-wqy-zenhei fonts-arphic-uming unpaper chromium postgresql)
+APT_PACKAGES=(fonts-wqy-zenhei fonts-arphic-uming unpaper chromium postgresql shellcheck nftables samba-common-bin)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
