@@ -20,6 +20,73 @@ def provision() -> None:
     """Provision, recover, replace or retire a box (技术员)."""
 
 
+def _ask_answers() -> dict[str, object]:
+    """The technician's answers at the prompt (Chinese first, English after)."""
+    hall_id = click.prompt("大厅编号 hall id (e.g. hall-3301-01)")
+    hall_name = click.prompt("大厅名称 hall name")
+    fonds = click.prompt("全宗号 fonds code", default="0001")
+    department = click.prompt("机构代码 department code", default="ZWFW")
+    counters = click.prompt("窗口（逗号分隔） counters, comma-separated", default="1号窗口")
+    drop_root = click.prompt("投放目录根 drop folder root", default="/srv/hall-drop")
+    url = click.prompt("档案馆地址 archive URL ('local' for none)", default="local")
+    answers: dict[str, object] = {
+        "hall_id": hall_id,
+        "hall_name": hall_name,
+        "archival": {"fonds": fonds, "department": department},
+        "drop_folders": [
+            {"counter": c.strip(), "path": f"{drop_root.rstrip('/')}/c{i}"}
+            for i, c in enumerate(counters.split(","), 1)
+            if c.strip()
+        ],
+        "transfer": {"archive_url": url},
+    }
+    prov: dict[str, object] = {}
+    if url != "local":
+        prov["enrollment_token"] = click.prompt("一次性注册令牌 enrollment token", hide_input=True)
+    names = click.prompt("界面证书名称（逗号分隔，可空） UI certificate names/addresses", default="")
+    if names.strip():
+        prov["tls_names"] = [n.strip() for n in names.split(",") if n.strip()]
+    answers["provision"] = prov
+    return answers
+
+
+@provision.command("init")
+@click.option(
+    "--answers",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Answer file (a partial hall.toml plus [provision]); without it, the answers are asked for.",
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would change.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def provision_init(ctx: click.Context, answers: Path | None, dry_run: bool, as_json: bool) -> None:
+    """Make this box a hall's appliance: settings, keys, catalog, TLS certificate, enrollment with
+    the archive. Safe to run again: it says what it would change and does only that."""
+    from provisioning.provision_init import apply, plan, read_answers
+
+    data_dir = Path(ctx.find_root().obj)
+    p = plan(data_dir, read_answers(answers) if answers else _ask_answers())
+    if dry_run or not p.steps:
+        if as_json:
+            _echo_json({"steps": p.steps, "dry_run": dry_run})
+        else:
+            click.echo("nothing to change" if not p.steps else "would:")
+            for step in p.steps:
+                click.echo(f"  {step}")
+        return
+    done = apply(p, actor=actor())
+    if as_json:
+        _echo_json(done)
+        return
+    for step in p.steps:
+        click.echo(f"done: {step}")
+    if done.get("tls_fingerprint"):
+        click.echo(
+            f"staff UI certificate SHA-256: {done['tls_fingerprint']} (write it down for the browsers)"
+        )
+    click.echo("next: hall provision kit (recovery sheets), then hall doctor before leaving the hall")
+
+
 @provision.command("kit")
 @click.option("--k", "k", default=2, show_default=True, help="Sheets needed to restore the keys.")
 @click.option("--n", "n", default=3, show_default=True, help="Sheets printed (one per supervisor).")

@@ -24,6 +24,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
 from appliance import envelope
 from appliance.catalog import transaction
 from appliance.errors import HallError, KeyProblem
@@ -69,18 +72,33 @@ def enrollment_body(settings: Settings, token: str) -> dict[str, Any]:
     }
 
 
-def enroll(settings: Settings, archive_url: str, token: str, *, actor: str) -> EnrollResult:
-    """``hall enroll``: POST the one-time token to ``archive_url`` and apply the answer."""
+def request_enrollment(settings: Settings, archive_url: str, token: str) -> dict[str, Any]:
+    """POST the one-time token and this box's device key to ``archive_url``; the archive's answer
+    (its keys), not yet applied."""
     url = archive_url.rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise EnrollmentRefused(f"{archive_url!r} is not an http(s) URL of an archive receiver")
     ca = settings.transfer_ca_path
     client = ArchiveClient(url, timeout_s=settings.transfer.request_timeout_s, verify=str(ca) if ca else True)
     try:
-        answer = client.enroll(enrollment_body(settings, token))
+        return client.enroll(enrollment_body(settings, token))
     finally:
         client.close()
-    return apply_enrollment(settings, answer, archive_url=url, actor=actor)
+
+
+def answer_keys(answer: dict[str, Any]) -> tuple[X25519PublicKey, Ed25519PublicKey]:
+    """The archive's encryption and signing keys in an enrollment answer."""
+    encryption = protocol.x25519_public(
+        str(answer.get("archive_encryption_key", "")), "archive_encryption_key"
+    )
+    signing = protocol.ed25519_public(str(answer.get("archive_signing_key", "")), "archive_signing_key")
+    return encryption, signing
+
+
+def enroll(settings: Settings, archive_url: str, token: str, *, actor: str) -> EnrollResult:
+    """``hall enroll``: POST the one-time token to ``archive_url`` and apply the answer."""
+    answer = request_enrollment(settings, archive_url, token)
+    return apply_enrollment(settings, answer, archive_url=archive_url.rstrip("/"), actor=actor)
 
 
 def apply_enrollment(
@@ -101,10 +119,7 @@ def apply_enrollment(
     archive_id = str(answer.get("archive_id") or "")
     if not archive_id:
         raise EnrollmentRefused("the enrollment answer names no archive_id")
-    encryption = protocol.x25519_public(
-        str(answer.get("archive_encryption_key", "")), "archive_encryption_key"
-    )
-    signing = protocol.ed25519_public(str(answer.get("archive_signing_key", "")), "archive_signing_key")
+    encryption, signing = answer_keys(answer)
     ctx = open_context(settings)
     try:
         conn = ctx.conn
