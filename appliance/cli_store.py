@@ -154,10 +154,10 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
     from appliance.keys import FileKeySource
 
     settings = _settings(ctx)
-    public = FileKeySource(settings.keys_dir).device_key().public_key()
+    publics = FileKeySource(settings.keys_dir).device_public_keys()
     conn = connect(settings.catalog_path, settings.store)
     try:
-        report = chain.verify(conn, {chain.key_id(public): public}, appliance_id=settings.hall_id)
+        report = chain.verify(conn, publics, appliance_id=settings.hall_id)
     finally:
         conn.close()
     if as_json:

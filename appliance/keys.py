@@ -93,6 +93,10 @@ class FileKeySource:
     def archive_signing_path(self) -> Path:
         return self.dir / "archive.ed25519.pub"
 
+    @property
+    def retired_dir(self) -> Path:
+        return self.dir / "retired"
+
     def kek_path(self, kek_id: str) -> Path:
         if not _KEK_ID.match(kek_id):
             raise KeyInvalid(f"{kek_id!r} is not a hall key id (expected kek-YYYYMMDD-xxxxxxxx)")
@@ -170,6 +174,34 @@ class FileKeySource:
                 "pin it again: `hall init` (local archive) or `hall enroll`"
             )
         return Ed25519PublicKey.from_public_bytes(data)
+
+    def retire_device_keys(self, keys: dict[str, Ed25519PublicKey]) -> list[str]:
+        """Keep the public halves of earlier device keys of this hall (a replaced box's): the
+        audit checkpoints they signed still verify. Files ``retired/<key id>.ed25519.pub``."""
+        from appliance.audit import key_id
+
+        written = []
+        self.retired_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for kid, public in keys.items():
+            if key_id(public) != kid:
+                raise KeyInvalid(f"retired device key {kid} does not match its own key id")
+            path = self.retired_dir / f"{kid}.ed25519.pub"
+            if not path.exists():
+                atomic_write(path, raw_public(public), mode=0o444)
+                written.append(str(path))
+        return written
+
+    def device_public_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Every device key whose audit checkpoints this box accepts: its own and the retired ones."""
+        from appliance.audit import key_id
+
+        own = self.device_key().public_key()
+        out = {key_id(own): own}
+        if self.retired_dir.is_dir():
+            for p in sorted(self.retired_dir.glob("*.ed25519.pub")):
+                public = Ed25519PublicKey.from_public_bytes(p.read_bytes())
+                out[key_id(public)] = public
+        return out
 
     def pin_archive(
         self, encryption: X25519PublicKey | None = None, signing: Ed25519PublicKey | None = None

@@ -133,6 +133,92 @@ def kit(ctx: click.Context, k: int, n: int, out: Path, as_json: bool) -> None:
     )
 
 
+def _read_shares(shares_file: TextIO | None) -> list[str]:
+    """Share texts from a file (one per line) or asked for one by one until the kit's k."""
+    from provisioning.recovery_kit import KitError, SheetShare
+
+    if shares_file is not None:
+        return [line for line in shares_file.read().splitlines() if line.strip()]
+    texts: list[str] = []
+    need = None
+    while need is None or len(texts) < need:
+        text = click.prompt(f"扫描或输入第 {len(texts) + 1} 份分片 / scan or type share {len(texts) + 1}")
+        try:
+            need = SheetShare.decode(text).k
+        except KitError as e:
+            click.echo(f"  {e}", err=True)
+            continue
+        texts.append(text)
+    return texts
+
+
+@provision.command("replace")
+@click.option("--answers", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The dead box's answer file, with a new enrollment token.")  # fmt: skip
+@click.option(
+    "--shares", "shares_file", type=click.File("r"), help="k shares, one per line (default: asked)."
+)
+@click.option("--timeout", default=300.0, show_default=True, help="Timeout of the replica restore (seconds).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def provision_replace(
+    ctx: click.Context, answers: Path, shares_file: TextIO | None, timeout: float, as_json: bool
+) -> None:
+    """Replace a dead box: keys from the recovery sheets, a new device key enrolled (the old one is
+    revoked at the archive), the catalog from the replica, the pages from the archive's object store,
+    numbering resumed after the archive's last 件号. Exit 1 when anything could not be recovered."""
+    from provisioning.provision_init import read_answers
+    from provisioning.replace import replace
+
+    out = replace(Path(ctx.find_root().obj), read_answers(answers), _read_shares(shares_file), actor=actor(),
+                  timeout_s=timeout)  # fmt: skip
+    if as_json:
+        _echo_json(out)
+    else:
+        click.echo(
+            f"replaced the box of {out['hall_id']}: {out['records_opened']} of {out['records']} records open"
+        )
+        click.echo(f"  revoked at the archive: {', '.join(out['revoked_device_keys']) or 'none'}")
+        for prefix, (local, archive) in out["numbering_moved"].items():
+            click.echo(f"  档号 {prefix}: continues after {archive} (the replica had {local})")
+        for r in out["unreadable"]:
+            click.echo(f"  UNREADABLE record {r['record_id']}: {r['problem']}")
+        for j in out["lost_jobs"]:
+            click.echo(f"  LOST scan {j['name']!r} at counter {j['counter']}: scan it again")
+    if not out["complete"]:
+        sys.exit(1)
+
+
+@provision.command("wipe")
+@click.option("--confirm", help="The hall id, typed out (asked for when not given).")
+@click.option("--offline", is_flag=True, help="Wipe even when the archive cannot revoke the key now.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def provision_wipe(ctx: click.Context, confirm: str | None, offline: bool, as_json: bool) -> None:
+    """Retire this box for good: revoke its key at the archive, destroy every key (crypto-shred),
+    overwrite plaintext files, erase the data dir. Irreversible."""
+    from provisioning.wipe import wipe
+
+    settings = _settings(ctx)
+    if confirm is None:
+        click.echo(
+            f"这将永久清除本设备的全部数据和密钥 / this erases every key and record on {settings.data_dir}"
+        )
+        confirm = click.prompt(f"输入大厅编号确认 type the hall id ({settings.hall_id}) to confirm")
+    report = wipe(settings, confirm=confirm, offline=offline)
+    if as_json:
+        _echo_json(report)
+        return
+    click.echo(f"wiped {settings.data_dir}: {report['key_files_destroyed']} key files destroyed, "
+               f"{report['plaintext_files_overwritten']} plaintext files overwritten")  # fmt: skip
+    if report.get("archive_must_revoke"):
+        click.echo(
+            f"  the archive did not hear of it: ask its staff to run `{report['archive_must_revoke']}`"
+        )
+    else:
+        click.echo(f"  device key revoked at the archive: {report.get('revoked_at_archive')}")
+
+
 @provision.command("restore-keys")
 @click.option(
     "--out",
@@ -149,21 +235,9 @@ def kit(ctx: click.Context, k: int, n: int, out: Path, as_json: bool) -> None:
 @click.option("--hall-id", help="Refuse sheets of another hall.")
 def restore_keys(out: Path, shares_file: TextIO | None, hall_id: str | None) -> None:
     """Put the hall keys back together from k sheets of the recovery kit."""
-    from provisioning.recovery_kit import KitError, SheetShare, combine_shares, write_keys
+    from provisioning.recovery_kit import combine_shares, write_keys
 
-    texts: list[str] = []
-    if shares_file is not None:
-        texts = [line for line in shares_file.read().splitlines() if line.strip()]
-    else:
-        need = None
-        while need is None or len(texts) < need:
-            text = click.prompt(f"扫描或输入第 {len(texts) + 1} 份分片 / scan or type share {len(texts) + 1}")
-            try:
-                need = SheetShare.decode(text).k
-            except KitError as e:
-                click.echo(f"  {e}", err=True)
-                continue
-            texts.append(text)
+    texts = _read_shares(shares_file)
     entries = combine_shares(texts, hall_id=hall_id)
     written = write_keys(entries, out.expanduser().absolute())
     click.echo(f"restored {len(entries)} keys into {out} ({len(written)} files written)")

@@ -204,7 +204,7 @@ def replica(settings: Settings) -> str:
 
 # --- the archive --------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _archive_reachable(settings: Settings) -> Iterator[None]:
+def archive_served(settings: Settings) -> Iterator[None]:
     """On embedded defaults, serve the local archive for the check unless ``hall serve`` does."""
     from sync.link import LinkDown
     from sync.transfer import archive_client
@@ -237,7 +237,7 @@ def archive(settings: Settings) -> str:
     from sync.transfer import archive_client
 
     url = settings.archive_base_url
-    with _archive_reachable(settings):
+    with archive_served(settings):
         client = archive_client(settings)
         try:
             try:

@@ -95,6 +95,17 @@ def answer_keys(answer: dict[str, Any]) -> tuple[X25519PublicKey, Ed25519PublicK
     return encryption, signing
 
 
+def previous_device_keys(answer: dict[str, Any]) -> dict[str, Ed25519PublicKey]:
+    """The hall's earlier device keys named by the archive (a replaced box's)."""
+    out = {}
+    for item in answer.get("previous_device_keys") or []:
+        if isinstance(item, dict):
+            out[str(item.get("key_id"))] = protocol.ed25519_public(
+                str(item.get("public_key", "")), "previous key"
+            )
+    return out
+
+
 def enroll(settings: Settings, archive_url: str, token: str, *, actor: str) -> EnrollResult:
     """``hall enroll``: POST the one-time token to ``archive_url`` and apply the answer."""
     answer = request_enrollment(settings, archive_url, token)
@@ -155,6 +166,7 @@ def apply_enrollment(
                     },
                 )
         pinned = keys.pin_archive(encryption, signing)
+        keys.retire_device_keys(previous_device_keys(answer))
         if settings.transfer.archive_url != archive_url:
             write_archive_url(settings, archive_url)
         resealed = reseal_deks(ctx, actor=actor)

@@ -29,8 +29,11 @@ from appliance.context import Context, open_context
 from appliance.keys import FileKeySource
 from appliance.samples.records import add_records
 from appliance.settings import Settings
-from sync.archive import ArchiveServer, ArchiveSettings, init_archive, issue_enrollment_token
+from provisioning.recovery_kit import make_kit
+from sync import protocol
+from sync.archive import ArchiveServer, ArchiveSettings, init_archive, issue_enrollment_token, public_keys
 from sync.enrollment import enroll
+from sync.link import ArchiveClient, EnrollmentProblem
 from sync.litestream import LitestreamSupervisor
 from sync.rebuild import LOST_CODE
 from sync.replica import verify
@@ -225,3 +228,113 @@ def test_a_dead_box_is_rebuilt_from_its_replica_kit_and_the_archive(
             sup.stop(timeout=10, final_sync=False)
     finally:
         server.stop()
+
+
+def test_provision_replace_takes_a_dead_boxs_place(
+    s3: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The technician's way (issue 7): the recovery sheets instead of a key folder, a new device
+    key (the dead one revoked at the archive), and numbering resumed after a record the dead box
+    confirmed and sent after its replica's last transaction."""
+    for name in (LS_KEY, AR_KEY):
+        monkeypatch.setenv(name, s3.access_key)
+    for name in (LS_SECRET, AR_SECRET):
+        monkeypatch.setenv(name, s3.secret_key)
+    archive_dir = tmp_path / "archive"
+    init_archive(archive_dir, "central")
+    archive = ArchiveSettings.load(
+        archive_dir, {}, objects="s3", s3_endpoint=s3.endpoint, s3_bucket=s3.bucket, s3_prefix="archive",
+        s3_access_key_env=AR_KEY, s3_secret_key_env=AR_SECRET,
+    )  # fmt: skip
+    server = ArchiveServer(archive, "127.0.0.1", 0).start()
+    old_dir, new_dir = tmp_path / "a", tmp_path / "b"
+    try:
+        settings = _box_settings(old_dir, s3)
+        settings = _replica_path(settings, "replicas/replace")
+        enroll(settings, server.url, issue_enrollment_token(archive, settings.hall_id), actor="tech:drill")
+        settings = Settings.load(old_dir)
+        sup = LitestreamSupervisor(settings, probe_interval_s=0.5)
+        sup.start()
+        try:
+            ctx = open_context(settings)
+            try:
+                confirmed = add_confirmed(ctx, 4, seed=41, drafts=2, image_bytes=2000)
+                assert Transferer(settings).run_once(ctx).accepted == 4
+                ids = ctx.store.record_ids()
+                truth = {rid: _content(ctx, rid) for rid in ids}
+                sql = "SELECT code_prefix, MAX(code_item) FROM records WHERE code_item > 0 GROUP BY 1"
+                replicated = dict(ctx.conn.execute(sql).fetchall())
+            finally:
+                ctx.close()
+            wait_for(lambda: sup.health()["state"] == "ok", 30, "replication ok")
+            assert verify(settings, timeout_s=60).ok
+        finally:
+            sup.stop(timeout=10, final_sync=True)
+        # After the replica's last transaction: one more record confirmed and sent to the archive.
+        drafts = [r for r in ids if r not in confirmed]
+        ctx = open_context(settings)
+        try:
+            record_metadata.edit(ctx.store, settings, drafts[0], DRAFT_METADATA, actor="user:drill")
+            late_code = record_metadata.confirm(ctx.store, settings, drafts[0], actor="user:drill")
+            assert Transferer(settings).run_once(ctx).accepted == 1
+        finally:
+            ctx.close()
+        late_prefix, late_item = late_code.rsplit("-", 1)
+        keys = FileKeySource(settings.keys_dir)
+        kit = make_kit(keys, settings.hall_id, 2, 3)
+        old_device = keys.device_key()
+        old_kid = protocol.key_id(old_device.public_key())
+        answers = tmp_path / "answers.toml"
+        key_ids = sorted(protocol.key_id(k) for k in public_keys(archive_dir))
+        answers.write_text(
+            settings.config_path.read_text(encoding="utf-8")
+            + f'\n[provision]\nenrollment_token = "{issue_enrollment_token(archive, settings.hall_id)}"\n'
+            + f"archive_key_ids = {json.dumps(key_ids)}\n",
+            encoding="utf-8",
+        )
+        shares = tmp_path / "shares.txt"
+        shares.write_text(f"{kit.shares[2]}\n{kit.shares[0]}\n")
+        shutil.rmtree(old_dir)  # the box is dead; the sheets, the answers and the archive survive
+
+        done = _hall(
+            new_dir, "provision", "replace", "--answers", str(answers), "--shares", str(shares), "--json"
+        )
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        out = json.loads(done.stdout)
+        assert out["records_opened"] == out["records"] == len(ids), out
+        assert out["revoked_device_keys"] == [old_kid] and out["device_key"] == "new"
+        assert out["numbering_moved"] == {late_prefix: [replicated.get(late_prefix, 0), int(late_item)]}, out
+
+        new = Settings.load(new_dir)
+        new_keys = FileKeySource(new.keys_dir)
+        assert protocol.key_id(new_keys.device_key().public_key()) != old_kid
+        ctx = open_context(new)
+        try:
+            for rid in ids:
+                assert _content(ctx, rid) == truth[rid], f"record {rid} differs on the new box"
+            record_metadata.edit(ctx.store, new, drafts[1], DRAFT_METADATA, actor="user:drill")
+            code = record_metadata.confirm(ctx.store, new, drafts[1], actor="user:drill")
+            assert code == f"{late_prefix}-{int(late_item) + 1:04d}", (code, late_code)
+            sent = Transferer(new).run_once(ctx)
+            assert sent.accepted == 1 and sent.rejected == 0, sent.as_dict()
+        finally:
+            ctx.close()
+        assert _hall(new_dir, "audit", "verify").returncode == 0, "checkpoints of the old key still verify"
+        client = ArchiveClient(server.url)
+        try:
+            with pytest.raises(EnrollmentProblem, match="revoked"):
+                client.signed_call(old_device, "/api/v1/device")
+            assert client.signed_call(new_keys.device_key(), "/api/v1/device")["hall_id"] == new.hall_id
+        finally:
+            client.close()
+    finally:
+        server.stop()
+
+
+def _replica_path(settings: Settings, path: str) -> Settings:
+    """The same box with its replica under another prefix of the bucket (one per test)."""
+    raw = settings.model_dump()
+    raw["replication"] = {**raw["replication"], "s3_path": path}
+    new = Settings.model_validate(raw)
+    settings.config_path.write_text(new.to_toml(), encoding="utf-8")
+    return new

@@ -269,6 +269,14 @@ class Catalog:
         row = self.db.read().one("SELECT * FROM devices WHERE key_id=?", (kid,))
         return None if row is None else Device.from_row(row)
 
+    def hall_devices(self, hall_id: str) -> list[Device]:
+        rows = self.db.read().all("SELECT * FROM devices WHERE hall_id=? ORDER BY enrolled_at", (hall_id,))
+        return [Device.from_row(r) for r in rows]
+
+    def hall_codes(self, hall_id: str) -> list[str]:
+        rows = self.db.read().all("SELECT archival_code FROM records WHERE hall_id=?", (hall_id,))
+        return [str(r["archival_code"]) for r in rows]
+
     def revoke_hall(self, hall_id: str, now: float) -> list[str]:
         """Revoke every active key of the hall; returns their key ids."""
         with self.db.tx() as tx:

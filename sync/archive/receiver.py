@@ -174,12 +174,17 @@ class Receiver:
             raise ProtocolError(f"hall name must be 1-{MAX_HALL_NAME} printable characters")
         public = ed25519_public(device_public_key, "device_public_key")
         device = self.catalog.enroll(token_hash(token), hall_id, hall_name.strip(), public, self.clock())
+        earlier = [d for d in self.catalog.hall_devices(device.hall_id) if d.key_id != device.key_id]
         return {
             "archive_id": self.settings.archive_id,
             "hall_id": device.hall_id,
             "device_key_id": device.key_id,
             **self.public_keys(),
             "enrolled_at": iso_utc(device.enrolled_at),
+            # a replaced box's keys: the new box still verifies the audit checkpoints they signed
+            "previous_device_keys": [
+                {"key_id": d.key_id, "public_key": b64(raw_public(d.public_key))} for d in earlier
+            ],
         }
 
     def revoke(self, hall_id: str) -> list[str]:
@@ -227,6 +232,24 @@ class Receiver:
                 "skew_s": int(now) - signed.timestamp,
             },
         )
+
+    def numbering(self, headers: Mapping[str, str], method: str, path: str, body: bytes) -> Reply:
+        """The highest 件号 the archive holds per 档号 sequence of the signing device's hall, so a
+        replacement box resumes after records the dead box sent but its replica lost."""
+        from appliance.archival import ArchivalCodeError, parse_archival_code
+
+        try:
+            device, _ = self.authenticate(headers, method, path, body)
+        except HallError as e:
+            return Reply(http_status(e), error_body(e))
+        sequences: dict[str, int] = {}
+        for code in self.catalog.hall_codes(device.hall_id):
+            try:
+                parts = parse_archival_code(code)
+            except ArchivalCodeError:
+                continue
+            sequences[parts.prefix] = max(sequences.get(parts.prefix, 0), parts.item)
+        return Reply(200, {"hall_id": device.hall_id, "sequences": sequences})
 
     def revoke_self(self, headers: Mapping[str, str], method: str, path: str, body: bytes) -> Reply:
         try:

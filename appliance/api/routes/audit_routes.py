@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from appliance import audit
 from appliance.api.deps import CtxDep, Principal, errors, require
 from appliance.catalog import transaction
+from appliance.keys import FileKeySource
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 Auditor = Annotated[Principal, require("audit.view")]
@@ -42,8 +43,9 @@ def entries(
 @router.post("/verify", responses=errors())
 def verify(request: Request, ctx: CtxDep, who: Auditor) -> dict[str, Any]:
     settings = request.app.state.settings
-    public = ctx.keyring.keys.device_key().public_key()
-    report = audit.verify(ctx.conn, {audit.key_id(public): public}, appliance_id=settings.hall_id)
+    report = audit.verify(
+        ctx.conn, FileKeySource(settings.keys_dir).device_public_keys(), appliance_id=settings.hall_id
+    )
     with transaction(ctx.conn):
         ctx.audit.record(
             ctx.conn, who.actor, "audit.verify", None, {"ok": report.ok, "entries": report.entries}
