@@ -24,6 +24,7 @@ CHECKS: tuple[tuple[str, str, Check], ...] = (
     ("ocr", "文字识别模型", checks.ocr),
     ("replica", "数据库副本", checks.replica),
     ("archive", "档案馆连接与注册", checks.archive),
+    ("transfer", "测试档案移交与回执", checks.transfer),
 )
 NAMES = tuple(name for name, _, _ in CHECKS)
 

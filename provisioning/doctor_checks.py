@@ -275,3 +275,76 @@ def archive(settings: Settings) -> str:
         f"{url} ({me.get('archive_id')}): enrolled as {me.get('hall_id')} key {me.get('device_key_id')}, "
         f"clock {skew:+.1f} s"
     )
+
+
+def transfer(settings: Settings) -> str:
+    """A test record, made in a scratch data dir with this box's device key and archive pins (the
+    real catalog is not touched), shipped and sent to the archive's self-test endpoint: every
+    四性 check runs, the archive signs a receipt, stores nothing and deletes the test objects."""
+    import shutil as _shutil
+
+    from appliance.context import initialise, open_context
+    from appliance.samples.records import add_records, confirm_records
+    from sync import protocol
+    from sync.link import EnrollmentProblem, LinkDown
+    from sync.objectstore import blob_key
+    from sync.package import build_package
+    from sync.transfer import archive_client, object_store
+
+    keys = FileKeySource(settings.keys_dir)
+    scratch = settings.scratch_dir / f"doctor-{secrets.token_hex(4)}"
+    raw = settings.model_dump()
+    raw.update(data_dir=scratch, drop_folders=[{"counter": "doctor", "path": "inbox"}])
+    raw["keys"] = {**raw["keys"], "dir": scratch / "keys"}
+    raw["replication"] = {**raw["replication"], "enabled": False}
+    test = Settings.model_validate(raw)
+    try:
+        (scratch / "keys").mkdir(parents=True, mode=0o700)
+        for src, mode in (
+            (keys.device_path, 0o400),
+            (keys.archive_path, 0o444),
+            (keys.archive_signing_path, 0o444),
+        ):
+            dest = scratch / "keys" / src.name
+            dest.write_bytes(src.read_bytes())
+            dest.chmod(mode)
+        initialise(test)
+        app = open_context(test)
+        try:
+            rec = add_records(app, 1, seed=secrets.randbits(16), valid_images=True, image_bytes=2000)
+            confirm_records(app, rec, actor="system:doctor")
+            built = build_package(app, rec[0].record_id)
+            store = object_store(settings)
+            try:
+                for ref in built.blob_refs:
+                    store.put(blob_key(settings.hall_id, ref), app.store.blobs.get(ref))
+            finally:
+                close = getattr(store, "close", None)
+                if callable(close):
+                    close()
+        finally:
+            app.close()
+        with archive_served(settings):
+            client = archive_client(settings)
+            try:
+                receipt = client.signed_call(keys.device_key(), "/api/v1/selftest", built.body)
+            except (LinkDown, EnrollmentProblem) as e:
+                raise CheckFailed(
+                    str(e), "the archive refused the test record: run the archive check first"
+                ) from None
+            finally:
+                client.close()
+    finally:
+        _shutil.rmtree(scratch, ignore_errors=True)
+    body = protocol.verify_receipt(keys.archive_signing_key(), receipt)
+    measured = (
+        f"test record {body['archival_code']} ({len(built.blob_refs)} files): "
+        f"receipt {body['receipt_id'][:8]}… {body['status']}, signature verified"
+    )
+    if body["status"] != "selftest-passed" or body["record_id"] != rec[0].record_id:
+        failed = ", ".join(f"{f['property']}/{f['item']}" for f in body.get("failed", []))
+        raise CheckFailed(
+            measured + (f"; failed: {failed}" if failed else ""),
+            "the archive's 四性检测 fails this box's packages: send the failed items to the archive staff",
+        )
+    return measured

@@ -8,15 +8,19 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from appliance.context import open_context
+from appliance.keys import raw_public
 from appliance.samples.records import add_records
 from appliance.settings import Settings
 from provisioning.doctor import NAMES, Outcome, run
@@ -149,3 +153,20 @@ def test_no_replica_fails_with_what_to_do(tmp_path: Path) -> None:
     fresh = make_settings(tmp_path / "fresh")
     out = _one(fresh, "replica")
     assert not out.passed and out.fix and "[replication]" in out.fix
+
+
+def test_the_test_record_is_checked_by_the_archive_and_stored_nowhere(box: Settings) -> None:
+    out = _one(box, "transfer")
+    assert out.passed and "selftest-passed, signature verified" in out.measured, out
+    objects = box.local_archive_dir / "objects"
+    assert not [p for p in objects.rglob("*") if p.is_file()], "the test objects were left in the store"
+    with closing(sqlite3.connect(box.local_archive_dir / "archive.db")) as db:
+        assert db.execute("SELECT COUNT(*) FROM packages").fetchone()[0] == 0
+    assert not list(box.scratch_dir.iterdir()), "the scratch data dir of the test record was left"
+    # a box that seals its keys to the wrong archive key: the archive's 四性检测 says so
+    pin = box.keys_dir / "archive.x25519.pub"
+    os.chmod(pin, 0o644)
+    pin.write_bytes(raw_public(X25519PrivateKey.generate().public_key()))
+    os.chmod(pin, 0o444)
+    bad = _one(box, "transfer")
+    assert not bad.passed and "selftest-failed" in bad.measured and "dek_opens" in bad.measured, bad

@@ -133,6 +133,14 @@ def create_app(settings: ArchiveSettings, *, receiver: Receiver | None = None) -
         reply = await run_in_threadpool(rx.whoami, _headers(request), request.method, request.url.path, body)
         return _json(reply)
 
+    @app.post(f"{API}/selftest")
+    async def selftest(request: Request) -> JSONResponse:
+        body = await read_body(request, limit)
+        reply = await run_in_threadpool(
+            rx.selftest, body, _headers(request), request.method, request.url.path
+        )
+        return _json(reply)
+
     @app.post(f"{API}/numbering")
     async def numbering(request: Request) -> JSONResponse:
         body = await read_body(request, 64 * 1024)

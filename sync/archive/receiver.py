@@ -43,6 +43,7 @@ from sync.archive.errors import (
 from sync.archive.search import Hit, tokens_of
 from sync.archive.search import search as run_search
 from sync.archive.settings import ArchiveSettings
+from sync.objectstore import blob_key
 from sync.protocol import (
     ProtocolError,
     SignedRequest,
@@ -231,6 +232,37 @@ class Receiver:
                 "time": now,
                 "skew_s": int(now) - signed.timestamp,
             },
+        )
+
+    def selftest(self, body: bytes, headers: Mapping[str, str], method: str, path: str) -> Reply:
+        """``hall doctor``'s test record: every 四性 check of a real package, a signed receipt
+        (``status`` "selftest-passed" / "selftest-failed"), and nothing stored — the package's
+        objects are deleted from the store afterwards. The 档号 uniqueness item is checked
+        against nothing (a test record may repeat a real record's code)."""
+        try:
+            device, signed = self.authenticate(headers, method, path, body)
+            package, ident = _parse_package(body)
+            idem = idempotency_key(ident.hall_id, ident.record_id, ident.record_version, ident.manifest)
+            now = self.clock()
+            outcome = run_checks(
+                CheckInput(
+                    package=package,
+                    device=device,
+                    request_detail=f"signed by {device.key_id}, skew {int(now) - signed.timestamp:+d} s",
+                    archive_private=self.keys.encryption,
+                    store=self.store,
+                    code_holder=lambda _code: None,
+                    now=now,
+                )
+            )
+            if outcome.manifest is not None and outcome.manifest.hall_id == device.hall_id:
+                for blob in outcome.manifest.blobs():
+                    self.store.delete(blob_key(device.hall_id, blob.ref))
+        except HallError as e:
+            return Reply(http_status(e), error_body(e))
+        status = "selftest-passed" if outcome.passed else "selftest-failed"
+        return Reply(
+            200, self._receipt(status, ident, idem, sha256_hex(canonical_json(package)), now, outcome)
         )
 
     def numbering(self, headers: Mapping[str, str], method: str, path: str, body: bytes) -> Reply:
