@@ -154,3 +154,27 @@ def test_without_a_token_an_unenrolled_box_says_what_is_missing(archive: Archive
     answers.write_text("\n".join(x for x in answers.read_text().splitlines() if "enrollment_token" not in x))
     done = _provision(tmp_path / "box", answers)
     assert done.returncode == 2 and "enrollment_token" in done.stderr
+
+
+def test_the_technician_can_answer_at_the_prompt(tmp_path: Path) -> None:
+    """No answer file: the questions come one by one (Chinese first); embedded defaults here."""
+    drop = str(tmp_path / "drop")
+    lines = ["hall-3301-02", "东城政务服务大厅", "3302", "DCZW", "1号窗口, 2号窗口", drop, "local", "hall-box.lan"]
+    answers = "\n".join(lines) + "\n"
+    done = subprocess.run(
+        [HALL, "--data-dir", str(tmp_path / "box"), "provision", "init"],
+        input=answers, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "大厅编号 hall id" in done.stdout and "staff UI certificate SHA-256" in done.stdout
+    settings = Settings.load(tmp_path / "box")
+    assert (settings.hall_id, settings.archival.fonds, settings.archival.department) == (
+        "hall-3301-02",
+        "3302",
+        "DCZW",
+    )
+    assert [str(settings.drop_path(f)) for f in settings.drop_folders] == [
+        str(tmp_path / "drop/c1"),
+        str(tmp_path / "drop/c2"),
+    ]
+    assert settings.tls_cert_path is not None and settings.tls_cert_path.exists()
