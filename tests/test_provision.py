@@ -159,7 +159,8 @@ def test_without_a_token_an_unenrolled_box_says_what_is_missing(archive: Archive
 def test_the_technician_can_answer_at_the_prompt(tmp_path: Path) -> None:
     """No answer file: the questions come one by one (Chinese first); embedded defaults here."""
     drop = str(tmp_path / "drop")
-    lines = ["hall-3301-02", "东城政务服务大厅", "3302", "DCZW", "1号窗口, 2号窗口", drop, "local", "hall-box.lan"]
+    lines = ["hall-3301-02", "东城政务服务大厅", "3302", "DCZW", "1号窗口, 2号窗口", drop, "local"]
+    lines.append("hall-box.lan")
     answers = "\n".join(lines) + "\n"
     done = subprocess.run(
         [HALL, "--data-dir", str(tmp_path / "box"), "provision", "init"],
