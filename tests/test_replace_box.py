@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,34 @@ DRAFT_METADATA = {"title": "户口迁移申请", "date": "2026-12-01", "matter":
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     with seaweed_s3(tmp_path_factory.mktemp("weed")) as server:
         yield server
+
+
+@dataclass
+class Central:
+    dir: Path
+    settings: ArchiveSettings
+    server: ArchiveServer
+
+
+@pytest.fixture
+def central(s3: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Central]:
+    """The central archive: a receiver whose object store is the S3 bucket (prefix archive/); the
+    credentials of both the box's Litestream and its transfer in the environment."""
+    for name in (LS_KEY, AR_KEY):
+        monkeypatch.setenv(name, s3.access_key)
+    for name in (LS_SECRET, AR_SECRET):
+        monkeypatch.setenv(name, s3.secret_key)
+    archive_dir = tmp_path / "archive"
+    init_archive(archive_dir, "central")
+    archive = ArchiveSettings.load(
+        archive_dir, {}, objects="s3", s3_endpoint=s3.endpoint, s3_bucket=s3.bucket, s3_prefix="archive",
+        s3_access_key_env=AR_KEY, s3_secret_key_env=AR_SECRET,
+    )  # fmt: skip
+    server = ArchiveServer(archive, "127.0.0.1", 0).start()
+    try:
+        yield Central(archive_dir, archive, server)
+    finally:
+        server.stop()
 
 
 def _box_settings(data_dir: Path, s3: SeaweedS3) -> Settings:
@@ -107,19 +136,9 @@ def _hall(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_dead_box_is_rebuilt_from_its_replica_kit_and_the_archive(
-    s3: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3: SeaweedS3, central: Central, tmp_path: Path
 ) -> None:
-    for name in (LS_KEY, AR_KEY):
-        monkeypatch.setenv(name, s3.access_key)
-    for name in (LS_SECRET, AR_SECRET):
-        monkeypatch.setenv(name, s3.secret_key)
-    archive_dir = tmp_path / "archive"
-    init_archive(archive_dir, "central")
-    archive = ArchiveSettings.load(
-        archive_dir, {}, objects="s3", s3_endpoint=s3.endpoint, s3_bucket=s3.bucket, s3_prefix="archive",
-        s3_access_key_env=AR_KEY, s3_secret_key_env=AR_SECRET,
-    )  # fmt: skip
-    server = ArchiveServer(archive, "127.0.0.1", 0).start()
+    archive_dir, archive, server = central.dir, central.settings, central.server
     old_dir, new_dir, kit = tmp_path / "a", tmp_path / "b", tmp_path / "kit"
     try:
         # --- box A at work --------------------------------------------------------------------
@@ -230,23 +249,11 @@ def test_a_dead_box_is_rebuilt_from_its_replica_kit_and_the_archive(
         server.stop()
 
 
-def test_provision_replace_takes_a_dead_boxs_place(
-    s3: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_provision_replace_takes_a_dead_boxs_place(s3: SeaweedS3, central: Central, tmp_path: Path) -> None:
     """The technician's way (issue 7): the recovery sheets instead of a key folder, a new device
     key (the dead one revoked at the archive), and numbering resumed after a record the dead box
     confirmed and sent after its replica's last transaction."""
-    for name in (LS_KEY, AR_KEY):
-        monkeypatch.setenv(name, s3.access_key)
-    for name in (LS_SECRET, AR_SECRET):
-        monkeypatch.setenv(name, s3.secret_key)
-    archive_dir = tmp_path / "archive"
-    init_archive(archive_dir, "central")
-    archive = ArchiveSettings.load(
-        archive_dir, {}, objects="s3", s3_endpoint=s3.endpoint, s3_bucket=s3.bucket, s3_prefix="archive",
-        s3_access_key_env=AR_KEY, s3_secret_key_env=AR_SECRET,
-    )  # fmt: skip
-    server = ArchiveServer(archive, "127.0.0.1", 0).start()
+    archive_dir, archive, server = central.dir, central.settings, central.server
     old_dir, new_dir = tmp_path / "a", tmp_path / "b"
     try:
         settings = _box_settings(old_dir, s3)

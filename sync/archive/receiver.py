@@ -244,17 +244,7 @@ class Receiver:
             package, ident = _parse_package(body)
             idem = idempotency_key(ident.hall_id, ident.record_id, ident.record_version, ident.manifest)
             now = self.clock()
-            outcome = run_checks(
-                CheckInput(
-                    package=package,
-                    device=device,
-                    request_detail=f"signed by {device.key_id}, skew {int(now) - signed.timestamp:+d} s",
-                    archive_private=self.keys.encryption,
-                    store=self.store,
-                    code_holder=lambda _code: None,
-                    now=now,
-                )
-            )
+            outcome = self._check(package, device, signed, now, code_holder=lambda _code: None)
             if outcome.manifest is not None and outcome.manifest.hall_id == device.hall_id:
                 for blob in outcome.manifest.blobs():
                     self.store.delete(blob_key(device.hall_id, blob.ref))
@@ -308,17 +298,7 @@ class Receiver:
         if ident.hall_id == device.hall_id and (stored := self.catalog.stored_receipt(idem)) is not None:
             return Reply(200, stored)
         now = self.clock()
-        outcome = run_checks(
-            CheckInput(
-                package=package,
-                device=device,
-                request_detail=f"signed by {device.key_id}, skew {int(now) - signed.timestamp:+d} s",
-                archive_private=self.keys.encryption,
-                store=self.store,
-                code_holder=self.catalog.archival_code_holder,
-                now=now,
-            )
-        )
+        outcome = self._check(package, device, signed, now, code_holder=self.catalog.archival_code_holder)
         package_sha = sha256_hex(canonical_json(package))
         if outcome.passed and outcome.manifest is not None and outcome.plaintext is not None:
             m = outcome.manifest
@@ -348,6 +328,28 @@ class Receiver:
         # logged under the sending device's hall: another hall's manifest cannot inflate its count
         self.catalog.log_rejection(device.hall_id, ident.record_id, idem, outcome.failed(), now)
         return Reply(422, rejection)
+
+    def _check(
+        self,
+        package: Mapping[str, Any],
+        device: Device,
+        signed: SignedRequest,
+        now: float,
+        *,
+        code_holder: Callable[[str], tuple[str, str] | None],
+    ) -> CheckOutcome:
+        """The 四性检测 of one package sent by ``device``."""
+        return run_checks(
+            CheckInput(
+                package=package,
+                device=device,
+                request_detail=f"signed by {device.key_id}, skew {int(now) - signed.timestamp:+d} s",
+                archive_private=self.keys.encryption,
+                store=self.store,
+                code_holder=code_holder,
+                now=now,
+            )
+        )
 
     def _receipt(
         self, status: str, ident: _Identity, idem: str, package_sha: str, now: float, outcome: CheckOutcome
