@@ -138,7 +138,7 @@ def _hall(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_a_dead_box_is_rebuilt_from_its_replica_kit_and_the_archive(
     s3: SeaweedS3, central: Central, tmp_path: Path
 ) -> None:
-    archive_dir, archive, server = central.dir, central.settings, central.server
+    archive, server = central.settings, central.server
     old_dir, new_dir, kit = tmp_path / "a", tmp_path / "b", tmp_path / "kit"
     try:
         # --- box A at work --------------------------------------------------------------------
