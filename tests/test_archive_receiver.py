@@ -171,7 +171,7 @@ def test_a_revoked_device_is_refused(enrolled: Hall, rx: Receiver) -> None:
 
 def test_a_device_can_revoke_itself(enrolled: Hall, rx: Receiver) -> None:
     path = "/api/v1/revoke-self"
-    reply = rx.revoke_self(enrolled.headers(b"", path=path), "POST", path, b"")
+    reply = rx.revoke_self(b"", enrolled.headers(b"", path=path), "POST", path)
     assert reply.status == 200 and reply.body["hall_id"] == "hall-a"
     assert rx.catalog.device(reply.body["device_key_id"]).revoked_at is not None  # type: ignore[union-attr]
     assert enrolled.post(rx, b"{}").body["code"] == "device_revoked"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -121,41 +121,33 @@ def create_app(settings: ArchiveSettings, *, receiver: Receiver | None = None) -
             )
         return await run_in_threadpool(rx.enroll, *(str(f) for f in fields))
 
-    @app.post(f"{API}/packages")
-    async def packages(request: Request) -> JSONResponse:
-        body = await read_body(request, limit)
-        reply = await run_in_threadpool(rx.accept, body, _headers(request), request.method, request.url.path)
+    async def signed(request: Request, handler: Callable[[bytes, Mapping[str, str], str, str], Reply], max_bytes: int) -> JSONResponse:
+        """A signed call: the body (bounded), then the receiver's handler in a worker thread."""
+        body = await read_body(request, max_bytes)
+        reply = await run_in_threadpool(handler, body, _headers(request), request.method, request.url.path)
         return _json(reply)
 
-    @app.post(f"{API}/device")
-    async def device(request: Request) -> JSONResponse:
-        body = await read_body(request, 64 * 1024)
-        reply = await run_in_threadpool(rx.whoami, _headers(request), request.method, request.url.path, body)
-        return _json(reply)
+    small = 64 * 1024
+
+    @app.post(f"{API}/packages")
+    async def packages(request: Request) -> JSONResponse:
+        return await signed(request, rx.accept, limit)
 
     @app.post(f"{API}/selftest")
     async def selftest(request: Request) -> JSONResponse:
-        body = await read_body(request, limit)
-        reply = await run_in_threadpool(
-            rx.selftest, body, _headers(request), request.method, request.url.path
-        )
-        return _json(reply)
+        return await signed(request, rx.selftest, limit)
+
+    @app.post(f"{API}/device")
+    async def device(request: Request) -> JSONResponse:
+        return await signed(request, rx.whoami, small)
 
     @app.post(f"{API}/numbering")
     async def numbering(request: Request) -> JSONResponse:
-        body = await read_body(request, 64 * 1024)
-        reply = await run_in_threadpool(
-            rx.numbering, _headers(request), request.method, request.url.path, body
-        )
-        return _json(reply)
+        return await signed(request, rx.numbering, small)
 
     @app.post(f"{API}/revoke-self")
     async def revoke_self(request: Request) -> JSONResponse:
-        body = await read_body(request, 64 * 1024)
-        reply = await run_in_threadpool(
-            rx.revoke_self, _headers(request), request.method, request.url.path, body
-        )
-        return _json(reply)
+        return await signed(request, rx.revoke_self, small)
 
     @app.get(f"{API}/archive/status")
     def status(request: Request) -> dict[str, Any]:

@@ -213,7 +213,7 @@ class Receiver:
         self.catalog.use_nonce(kid, signed.nonce, now, expires)
         return device, signed
 
-    def whoami(self, headers: Mapping[str, str], method: str, path: str, body: bytes) -> Reply:
+    def whoami(self, body: bytes, headers: Mapping[str, str], method: str, path: str) -> Reply:
         """What the archive knows of the signing device (``hall doctor``: enrolled, not revoked,
         the clock within the window). A signed request like any other: nonce, timestamp, key."""
         try:
@@ -255,7 +255,7 @@ class Receiver:
             200, self._receipt(status, ident, idem, sha256_hex(canonical_json(package)), now, outcome)
         )
 
-    def numbering(self, headers: Mapping[str, str], method: str, path: str, body: bytes) -> Reply:
+    def numbering(self, body: bytes, headers: Mapping[str, str], method: str, path: str) -> Reply:
         """The highest 件号 the archive holds per 档号 sequence of the signing device's hall, so a
         replacement box resumes after records the dead box sent but its replica lost."""
         from appliance.archival import ArchivalCodeError, parse_archival_code
@@ -273,7 +273,7 @@ class Receiver:
             sequences[parts.prefix] = max(sequences.get(parts.prefix, 0), parts.item)
         return Reply(200, {"hall_id": device.hall_id, "sequences": sequences})
 
-    def revoke_self(self, headers: Mapping[str, str], method: str, path: str, body: bytes) -> Reply:
+    def revoke_self(self, body: bytes, headers: Mapping[str, str], method: str, path: str) -> Reply:
         try:
             device, _ = self.authenticate(headers, method, path, body)
             now = self.clock()
