@@ -121,7 +121,9 @@ def create_app(settings: ArchiveSettings, *, receiver: Receiver | None = None) -
             )
         return await run_in_threadpool(rx.enroll, *(str(f) for f in fields))
 
-    async def signed(request: Request, handler: Callable[[bytes, Mapping[str, str], str, str], Reply], max_bytes: int) -> JSONResponse:
+    async def signed(
+        request: Request, handler: Callable[[bytes, Mapping[str, str], str, str], Reply], max_bytes: int
+    ) -> JSONResponse:
         """A signed call: the body (bounded), then the receiver's handler in a worker thread."""
         body = await read_body(request, max_bytes)
         reply = await run_in_threadpool(handler, body, _headers(request), request.method, request.url.path)
