@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LS_KEY, LS_SECRET = "HALL_DRILL_LS_KEY", "HALL_DRILL_LS_SECRET"
 AR_KEY, AR_SECRET = "HALL_DRILL_AR_KEY", "HALL_DRILL_AR_SECRET"
 CONFIRMED, DRAFTS = 6, 2
+SEQUENCES = "SELECT code_prefix, MAX(code_item) FROM records WHERE code_item > 0 GROUP BY 1"  # 档号 state
 DRAFT_METADATA = {"title": "户口迁移申请", "date": "2026-12-01", "matter": "户籍迁移", "applicant": "李四"}
 
 
@@ -87,14 +88,23 @@ def central(s3: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
         server.stop()
 
 
-def _box_settings(data_dir: Path, s3: SeaweedS3) -> Settings:
+def _enrolled_box(data_dir: Path, s3: SeaweedS3, central: Central, replica_path: str) -> Settings:
+    """Box A: its catalog replicated to ``replica_path`` in the bucket, its blobs shipped to the
+    archive's object store, enrolled with the central archive (its keys pinned)."""
+    settings = _box_settings(data_dir, s3, replica_path)
+    token = issue_enrollment_token(central.settings, settings.hall_id)
+    enroll(settings, central.server.url, token, actor="tech:drill")
+    return Settings.load(data_dir)
+
+
+def _box_settings(data_dir: Path, s3: SeaweedS3, replica_path: str) -> Settings:
     return make_settings(
         data_dir,
         replication={
             "target": "s3",
             "s3_endpoint": s3.endpoint,
             "s3_bucket": s3.bucket,
-            "s3_path": "replicas/drill",
+            "s3_path": replica_path,
             "s3_access_key_env": LS_KEY,
             "s3_secret_key_env": LS_SECRET,
             "sync_interval_s": 0.2,
@@ -142,9 +152,7 @@ def test_a_dead_box_is_rebuilt_from_its_replica_kit_and_the_archive(
     old_dir, new_dir, kit = tmp_path / "a", tmp_path / "b", tmp_path / "kit"
     try:
         # --- box A at work --------------------------------------------------------------------
-        settings = _box_settings(old_dir, s3)
-        enroll(settings, server.url, issue_enrollment_token(archive, settings.hall_id), actor="tech:drill")
-        settings = Settings.load(old_dir)
+        settings = _enrolled_box(old_dir, s3, central, "replicas/drill")
         sup = LitestreamSupervisor(settings, probe_interval_s=0.5)
         sup.start()
         try:
@@ -166,10 +174,7 @@ def test_a_dead_box_is_rebuilt_from_its_replica_kit_and_the_archive(
                 ctx.store.keep_quarantined(held, ctx.spool.data_path(held))
                 ids = ctx.store.record_ids()
                 truth = {rid: _content(ctx, rid) for rid in ids}
-                sql = (
-                    "SELECT code_prefix, MAX(code_item) FROM records WHERE code_prefix IS NOT NULL GROUP BY 1"
-                )
-                highest = dict(ctx.conn.execute(sql).fetchall())
+                highest = dict(ctx.conn.execute(SEQUENCES).fetchall())
             finally:
                 ctx.close()
             wait_for(lambda: sup.health()["state"] == "ok", 30, "replication ok")
@@ -256,10 +261,7 @@ def test_provision_replace_takes_a_dead_boxs_place(s3: SeaweedS3, central: Centr
     archive_dir, archive, server = central.dir, central.settings, central.server
     old_dir, new_dir = tmp_path / "a", tmp_path / "b"
     try:
-        settings = _box_settings(old_dir, s3)
-        settings = _replica_path(settings, "replicas/replace")
-        enroll(settings, server.url, issue_enrollment_token(archive, settings.hall_id), actor="tech:drill")
-        settings = Settings.load(old_dir)
+        settings = _enrolled_box(old_dir, s3, central, "replicas/replace")
         sup = LitestreamSupervisor(settings, probe_interval_s=0.5)
         sup.start()
         try:
@@ -269,8 +271,7 @@ def test_provision_replace_takes_a_dead_boxs_place(s3: SeaweedS3, central: Centr
                 assert Transferer(settings).run_once(ctx).accepted == 4
                 ids = ctx.store.record_ids()
                 truth = {rid: _content(ctx, rid) for rid in ids}
-                sql = "SELECT code_prefix, MAX(code_item) FROM records WHERE code_item > 0 GROUP BY 1"
-                replicated = dict(ctx.conn.execute(sql).fetchall())
+                replicated = dict(ctx.conn.execute(SEQUENCES).fetchall())
             finally:
                 ctx.close()
             wait_for(lambda: sup.health()["state"] == "ok", 30, "replication ok")
@@ -336,12 +337,3 @@ def test_provision_replace_takes_a_dead_boxs_place(s3: SeaweedS3, central: Centr
             client.close()
     finally:
         server.stop()
-
-
-def _replica_path(settings: Settings, path: str) -> Settings:
-    """The same box with its replica under another prefix of the bucket (one per test)."""
-    raw = settings.model_dump()
-    raw["replication"] = {**raw["replication"], "s3_path": path}
-    new = Settings.model_validate(raw)
-    settings.config_path.write_text(new.to_toml(), encoding="utf-8")
-    return new
